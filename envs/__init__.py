@@ -1,0 +1,21 @@
+"""textgym's environments. Importing this package registers every env under ``textgym/``.
+
+Each line below is the one registration line of an env: a lazy ``module:Class`` entry point,
+Gymnasium's step limit and, where known, the return that counts as solved.
+"""
+
+from gymnasium.envs.registration import register
+
+from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv
+
+__all__ = ["InvalidAction", "Outcome", "RewardSpec", "TextEnv"]
+
+register("textgym/FrozenLake-v0", "textgym.envs.frozen_lake:FrozenLakeEnv", max_episode_steps=100, reward_threshold=0.70)
+register("textgym/FrozenLake8x8-v0", "textgym.envs.frozen_lake:FrozenLakeEnv", max_episode_steps=200, reward_threshold=0.85, kwargs={"map_name": "8x8"})
+register("textgym/GuessNumber-v0", "textgym.envs.guess_number:GuessNumberEnv", max_episode_steps=50)
+register("textgym/Wordle-v0", "textgym.envs.wordle:WordleEnv", max_episode_steps=50)
+register("textgym/TicTacToe-v0", "textgym.envs.tic_tac_toe:TicTacToeEnv", max_episode_steps=50)
+register("textgym/TwentyQuestions-v0", "textgym.envs.twenty_questions:TwentyQuestionsEnv", max_episode_steps=60)
+register("textgym/BlocksWorld-v0", "textgym.envs.blocks_world:BlocksWorldEnv", max_episode_steps=50)
+register("textgym/Scheduling-v0", "textgym.envs.scheduling:SchedulingEnv", max_episode_steps=50)
+register("textgym/CustomerService-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60)

@@ -1,0 +1,38 @@
+"""Shared fixtures: every textgym env id, and a random-valid-action transcript helper."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import textgym  # noqa: F401 - registers the envs
+
+ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("textgym/"))
+
+
+def _transcript(env_id: str, seed: int, steps: int = 40) -> list:
+    """Observations, rewards and flags of an episode driven by seeded random valid actions."""
+    env = gym.make(env_id)
+    rng = np.random.default_rng(seed)
+    observation, info = env.reset(seed=seed)
+    record = [observation]
+    for _ in range(steps):
+        action = str(rng.choice(info["valid_actions"]))
+        observation, reward, terminated, truncated, info = env.step(action)
+        record.append((action, observation, reward, terminated, truncated, info["reward_terms"]))
+        if terminated or truncated:
+            observation, info = env.reset()
+            record.append(observation)
+    return record
+
+
+@pytest.fixture(params=ENV_IDS)
+def env_id(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def transcript():  # noqa: ANN201 - returns the helper above
+    """``transcript(env_id, seed, steps=40)``: a seeded random-valid-action episode record."""
+    return _transcript
