@@ -101,6 +101,7 @@ class FrozenLakeEnv(TextEnv[int]):
             [self._transitions(s, a, is_slippery, success_rate, slips) for a in range(4)]
             for s in range(self.nrow * self.ncol)
         ]
+        self._views = [self._view(s) for s in range(self.nrow * self.ncol)]
         self._probs = [[np.array([t.prob for t in ts]) for ts in row] for row in self.P]
         self.instructions = (
             "You are on a frozen lake, drawn as a grid: S is the start, F frozen ice (safe), H a hole "
@@ -161,7 +162,10 @@ class FrozenLakeEnv(TextEnv[int]):
         return moved
 
     def describe(self) -> str:
-        row, col = divmod(self.s, self.ncol)
+        return self._views[self.s]
+
+    def _view(self, s: int) -> str:
+        row, col = divmod(s, self.ncol)
         grid = "\n".join(
             "".join("@" if (r, c) == (row, col) else tile for c, tile in enumerate(line))
             for r, line in enumerate(self.desc)

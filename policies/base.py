@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +20,9 @@ class Policy(ABC):
 
     def bind(self, env: gym.vector.VectorEnv) -> None:
         """Attach the vector env this policy will act in (most policies need nothing from it)."""
+
+    def save(self, directory: Path) -> None:
+        """Write what the policy has learned under ``directory`` (nothing, for policies that learn nothing)."""
 
     @abstractmethod
     def act(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1,0 +1,64 @@
+"""Tabular Q-learning and SARSA learn slippery FrozenLake; the table saves and loads."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gymnasium as gym
+import pytest
+
+from textgym.algorithms.callbacks import Callback, TrainingContext
+from textgym.algorithms.evaluation import evaluate, vector_env
+from textgym.algorithms.tabular import TabularConfig, TabularLearner
+from textgym.policies.tabular import StateKey, TabularPolicy
+
+frozen_lake = partial(gym.make, "textgym/FrozenLake-v0")
+
+
+@pytest.mark.parametrize("method", ["q_learning", "sarsa"])
+def test_learns_slippery_frozen_lake(method: str) -> None:
+    config = TabularConfig(method=method, episodes=10_000, alpha=0.1, gamma=0.99, eval_every=0)
+    policy = TabularLearner(config, seed=0).learn(frozen_lake, TabularPolicy(seed=0))
+    result = evaluate(vector_env(frozen_lake, 8), policy, episodes=1000, seed=123)
+    assert result.metrics()["success_rate"] >= 0.70  # the optimum is 0.74
+
+
+def test_untrained_table_fails() -> None:
+    result = evaluate(vector_env(frozen_lake, 8), TabularPolicy(seed=0), episodes=200, seed=123)
+    assert result.metrics()["success_rate"] < 0.1
+
+
+def test_observation_keys_and_save_load(tmp_path) -> None:
+    env_fn = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False)
+    config = TabularConfig(episodes=300, alpha=0.5, gamma=0.9, eval_every=0)
+    policy = TabularLearner(config, seed=1).learn(env_fn, TabularPolicy(StateKey.OBSERVATION, seed=1))
+    assert evaluate(vector_env(env_fn, 2), policy, episodes=20, seed=0).metrics()["success_rate"] == 1.0
+    policy.save(tmp_path)
+    loaded = TabularPolicy.load(tmp_path)
+    assert loaded.state_key is StateKey.OBSERVATION and dict(loaded.q) == dict(policy.q)
+
+
+def test_callbacks_see_progress_and_can_stop() -> None:
+    class StopAfter(Callback):
+        def __init__(self) -> None:
+            self.evals: list[dict] = []
+
+        def on_episode_end(self, ctx: TrainingContext) -> bool:
+            return ctx.episode < 30
+
+        def on_eval(self, ctx: TrainingContext) -> None:
+            self.evals.append(ctx.last_eval)
+
+    callback = StopAfter()
+    config = TabularConfig(episodes=1000, eval_every=10, eval_episodes=4, eval_num_envs=2)
+    TabularLearner(config).learn(frozen_lake, TabularPolicy(seed=0), [callback])
+    assert len(callback.evals) == 3 and callback.evals[0]["episodes"] == 4
+
+
+def test_config_errors_give_the_reason() -> None:
+    with pytest.raises(ValueError, match="alpha"):
+        TabularConfig(alpha=0.0)
+    with pytest.raises(ValueError, match="epsilon_end"):
+        TabularConfig(epsilon_start=0.1, epsilon_end=0.5)
+    with pytest.raises(TypeError, match="tabular policy"):
+        TabularLearner(TabularConfig()).learn(frozen_lake, object())

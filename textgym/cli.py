@@ -1,0 +1,46 @@
+"""The ``textgym`` command: ``textgym train [overrides]`` and ``textgym list``."""
+
+from __future__ import annotations
+
+import sys
+
+import gymnasium as gym
+from rich.console import Console
+from rich.table import Table
+
+USAGE = """usage: textgym <command> [args]
+
+commands:
+  train [hydra overrides]   train and evaluate, e.g. textgym train env=frozenlake algorithm=sarsa algorithm.alpha=0.2
+                            (-m sweeps: textgym train -m algorithm.gamma=0.9,0.99 reward.step=0,-0.01)
+  list                      every registered textgym env with a one-line description
+"""
+
+
+def list_envs() -> None:
+    """Print every registered env outside Gymnasium's own (textgym's, and any a user registered)."""
+    import textgym  # noqa: F401 - registers the envs
+
+    table = Table("id", "steps", "description")
+    for env_id, spec in sorted(gym.registry.items()):
+        entry = spec.entry_point
+        if isinstance(entry, str) and entry.startswith(("gymnasium.", "shimmy.", "ale_py")):
+            continue
+        creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        doc = (creator.__doc__ or "").strip().splitlines()
+        table.add_row(env_id, str(spec.max_episode_steps), doc[0] if doc else "")
+    Console(width=160).print(table)
+
+
+def main() -> None:
+    command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+    if command == "train":
+        from textgym.train import train
+
+        sys.argv = ["textgym-train", *args]
+        train()
+    elif command == "list":
+        list_envs()
+    else:
+        print(USAGE, file=sys.stderr)  # noqa: T201
+        sys.exit(0 if command in ("-h", "--help") else 2)

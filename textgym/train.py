@@ -1,0 +1,56 @@
+"""``textgym train``: one training run (or a ``-m`` sweep of them) from the Hydra configs in ``conf/``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import partial
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from textgym.algorithms.callbacks import LogMetrics, ProgressBar
+from textgym.algorithms.evaluation import evaluate, vector_env
+from textgym.factory import make_algorithm, make_env, make_policy, store_schemas
+from textgym.loggers import make_logger
+
+log = logging.getLogger(__name__)
+store_schemas()
+
+
+@hydra.main(config_path="pkg://textgym.conf", config_name="config", version_base="1.3")
+def train(cfg: DictConfig) -> float:
+    """Train, evaluate, write ``config.yaml``, ``results.json`` and the policy; return the success rate."""
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    multirun = hc.mode == RunMode.MULTIRUN
+    job = OmegaConf.select(hc, "job.num", default=None)
+    sweep_group = Path(hc.sweep.dir).as_posix().replace("/", "_") if multirun else None
+    logger = make_logger(
+        OmegaConf.to_object(cfg.logger),
+        OmegaConf.to_container(cfg, resolve=True),
+        out,
+        name=f"{cfg.env.id.split('/')[-1]}-{hc.runtime.choices.algorithm}" + (f"-{job}" if multirun else ""),
+        group=sweep_group,
+    )
+
+    env_fn = partial(make_env, cfg.env, cfg.reward)
+    policy = make_policy(cfg.policy)
+    algorithm = make_algorithm(cfg.algorithm, seed=cfg.seed)
+    algorithm.learn(env_fn, policy, [ProgressBar(), LogMetrics(logger)])
+    policy.save(out)
+
+    eval_env = vector_env(env_fn, cfg.eval.num_envs)
+    metrics = evaluate(eval_env, policy, cfg.eval.episodes, seed=cfg.seed + 1_000_000).metrics()
+    eval_env.close()
+    results = {"env": cfg.env.id, "algorithm": hc.runtime.choices.algorithm, "overrides": list(hc.overrides.task),
+               "metrics": metrics}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    logger.finish({f"final/{k}": v for k, v in metrics.items()})
+    log.info("results in %s", out)
+    print(f"final success rate {metrics['success_rate']:.3f} over {metrics['episodes']} episodes ({out})")  # noqa: T201
+    return metrics["success_rate"]
