@@ -133,3 +133,13 @@ class ProgressBar(Callback):
 
     def on_training_end(self, ctx: TrainingContext) -> None:
         self.progress.stop()
+
+
+class EvalHistory(Callback):
+    """Keeps every periodic evaluation as ``(episode, metrics)`` rows, for learning curves."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, dict[str, float]]] = []
+
+    def on_eval(self, ctx: TrainingContext) -> None:
+        self.rows.append((ctx.episode, dict(ctx.last_eval)))

@@ -43,28 +43,39 @@ class EvalResult:
     """Per-episode records and the metrics computed from them."""
 
     episodes: list[Episode] = field(default_factory=list)
+    optimal_return: float | None = None
+    """``V*(start)`` within the step limit, on envs with exact ground truth."""
 
     def metrics(self) -> dict[str, float]:
-        """Success rate, mean return, mean length and the share of steps that were invalid actions."""
+        """Success rate, mean return, mean length, the share of invalid steps, and regret when known."""
         steps = sum(e.length for e in self.episodes)
+        regret = {} if self.optimal_return is None else {"regret": self.optimal_return - np.mean([e.reward for e in self.episodes])}
         return {
             "episodes": len(self.episodes),
             "success_rate": float(np.mean([e.success for e in self.episodes])),
             "mean_return": float(np.mean([e.reward for e in self.episodes])),
             "mean_length": float(np.mean([e.length for e in self.episodes])),
             "invalid_action_rate": sum(e.invalid_actions for e in self.episodes) / max(steps, 1),
+            **regret,
         }
 
 
-def evaluate(env: gym.vector.VectorEnv, policy: Policy, episodes: int, seed: int | None = None) -> EvalResult:
+def evaluate(
+    env: gym.vector.VectorEnv,
+    policy: Policy,
+    episodes: int,
+    seed: int | None = None,
+    optimal_return: float | None = None,
+) -> EvalResult:
     """Run ``policy`` until ``episodes`` episodes have finished, spread evenly over the env's slots.
 
     Slot ``i`` runs ``episodes // n`` episodes (the first ``episodes % n`` slots one more), so short
-    episodes are not over-represented. ``seed`` seeds slot ``i`` with ``seed + i``.
+    episodes are not over-represented. ``seed`` seeds slot ``i`` with ``seed + i``. With
+    ``optimal_return`` (``V*(start)``), the metrics include the Monte-Carlo ``regret``.
     """
     n = env.num_envs
     quota = [episodes // n + (i < episodes % n) for i in range(n)]
-    result = EvalResult()
+    result = EvalResult(optimal_return=optimal_return)
     returns, lengths = np.zeros(n), np.zeros(n, dtype=int)
     observations, infos = env.reset(seed=seed)
     policy.bind(env)

@@ -11,6 +11,7 @@ import numpy as np
 
 from textgym.algorithms.callbacks import Callback, CallbackList, TrainingContext
 from textgym.algorithms.evaluation import Episode, evaluate, vector_env
+from textgym.algorithms.ground_truth import GroundTruth
 from textgym.policies.tabular import TabularPolicy
 
 
@@ -71,6 +72,8 @@ class TabularLearner:
     """Trains a :class:`TabularPolicy` by Q-learning or SARSA on one env.
 
     Truncated episodes (step limits) bootstrap from the next state; only termination ends the return.
+    On envs that export their MDP, each evaluation also reports ``q_error`` (max |Q - Q*|, Q* for
+    this ``gamma``) and the exact ``regret`` of the greedy policy within the step limit.
     """
 
     def __init__(self, config: TabularConfig, seed: int = 0) -> None:
@@ -91,6 +94,7 @@ class TabularLearner:
         ctx = TrainingContext(total_episodes=cfg.episodes)
         env = env_fn()
         eval_env = vector_env(env_fn, cfg.eval_num_envs) if cfg.eval_every else None
+        ground_truth = GroundTruth.of(env, cfg.gamma) if eval_env is not None else None
         callback.on_training_start(ctx)
         observation, info = env.reset(seed=self.seed)
 
@@ -126,6 +130,8 @@ class TabularLearner:
             ctx.last_episode = Episode(episode_return, length, bool(info["success"]), int(info["invalid_actions"]))
             if eval_env is not None and episode % cfg.eval_every == 0:
                 ctx.last_eval = evaluate(eval_env, policy, cfg.eval_episodes, seed=self.seed + episode).metrics()
+                if ground_truth is not None:
+                    ctx.last_eval.update(ground_truth.metrics(policy))
                 callback.on_eval(ctx)
             if not callback.on_episode_end(ctx):
                 break

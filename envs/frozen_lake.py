@@ -10,6 +10,7 @@ from gymnasium.envs.toy_text.frozen_lake import MAPS
 from gymnasium.envs.toy_text.utils import categorical_sample
 
 from textgym.envs.base import Outcome, RewardSpec, TextEnv, match_choice
+from textgym.envs.mdp import Branch, Objective, TabularMDP, enumerate_mdp, solve
 
 DIRECTIONS = ("left", "down", "right", "up")
 """Action words, in Gymnasium's action order (0 = left, 1 = down, 2 = right, 3 = up)."""
@@ -116,7 +117,7 @@ class FrozenLakeEnv(TextEnv[int]):
             "Answer with one word: left, down, right or up."
         )
         self.s = start
-        self._oracle: list[int] | None = None
+        self._oracle: dict[int, str] | None = None
 
     def _transitions(
         self, s: int, a: int, slippery: bool, success_rate: float, slips: float
@@ -181,15 +182,19 @@ class FrozenLakeEnv(TextEnv[int]):
     def oracle_action(self) -> str:
         """The move that maximises the probability of ever reaching the goal (value iteration)."""
         if self._oracle is None:
-            self._oracle = self._solve()
-        return DIRECTIONS[self._oracle[self.s]]
+            mdp = self.tabular_mdp()
+            policy = solve(mdp, objective=Objective.success).policy
+            self._oracle = {s: mdp.actions[i][a] for i, (s, a) in enumerate(zip(mdp.states, policy)) if a >= 0}
+        return self._oracle[self.s]
 
-    def _solve(self, tolerance: float = 1e-12) -> list[int]:
-        goal_prob = np.zeros(len(self.P))
-        while True:
-            q = np.array([[sum(t.prob * ("success" in t.terms or (not t.terminated) * goal_prob[t.next_state])
-                               for t in ts) for ts in row] for row in self.P])
-            new = q.max(axis=1)
-            if np.abs(new - goal_prob).max() < tolerance:
-                return [int(a) for a in q.argmax(axis=1)]
-            goal_prob = new
+    def tabular_mdp(self) -> TabularMDP:
+        """The reachable part of Gymnasium's ``P`` table, with rewards from this env's reward spec."""
+        return enumerate_mdp(
+            start={s: p for s, p in enumerate(self.initial_state_distrib) if p > 0},
+            actions=lambda s: DIRECTIONS,
+            branches=lambda s, a: [
+                Branch(t.prob, t.next_state, t.terms, t.terminated, "success" in t.terms) for t in self.P[s][ACTIONS[a]]
+            ],
+            text=self._views.__getitem__,
+            reward=self.reward,
+        )

@@ -62,3 +62,18 @@ def test_config_errors_give_the_reason() -> None:
         TabularConfig(epsilon_start=0.1, epsilon_end=0.5)
     with pytest.raises(TypeError, match="tabular policy"):
         TabularLearner(TabularConfig()).learn(frozen_lake, object())
+
+
+def test_q_error_and_regret_fall_during_training() -> None:
+    class Record(Callback):
+        rows: list[dict] = []
+
+        def on_eval(self, ctx: TrainingContext) -> None:
+            self.rows.append(ctx.last_eval)
+
+    record = Record()
+    config = TabularConfig(episodes=6000, eval_every=1000, eval_episodes=10, eval_num_envs=2)
+    TabularLearner(config, seed=0).learn(frozen_lake, TabularPolicy(seed=0), [record])
+    first, last = record.rows[0], record.rows[-1]
+    assert last["q_error"] < first["q_error"] and last["q_error"] < 0.3
+    assert last["regret"] < first["regret"] and last["regret"] < 0.02

@@ -12,10 +12,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from textgym.algorithms.callbacks import LogMetrics, ProgressBar
+from textgym.algorithms.callbacks import EvalHistory, LogMetrics, ProgressBar
 from textgym.algorithms.evaluation import evaluate, vector_env
+from textgym.algorithms.ground_truth import GroundTruth
 from textgym.factory import make_algorithm, make_env, make_policy, store_schemas
 from textgym.loggers import make_logger
+from textgym.plots import plot_learning_curve
 
 log = logging.getLogger(__name__)
 store_schemas()
@@ -41,11 +43,16 @@ def train(cfg: DictConfig) -> float:
     env_fn = partial(make_env, cfg.env, cfg.reward)
     policy = make_policy(cfg.policy)
     algorithm = make_algorithm(cfg.algorithm, seed=cfg.seed)
-    algorithm.learn(env_fn, policy, [ProgressBar(), LogMetrics(logger)])
+    history = EvalHistory()
+    algorithm.learn(env_fn, policy, [ProgressBar(), LogMetrics(logger), history])
     policy.save(out)
+    if history.rows:
+        plot_learning_curve(history.rows, out / "learning_curve.png")
 
     eval_env = vector_env(env_fn, cfg.eval.num_envs)
-    metrics = evaluate(eval_env, policy, cfg.eval.episodes, seed=cfg.seed + 1_000_000).metrics()
+    ground_truth = GroundTruth.of(eval_env.envs[0])
+    optimal = ground_truth.optimal_return if ground_truth else None
+    metrics = evaluate(eval_env, policy, cfg.eval.episodes, seed=cfg.seed + 1_000_000, optimal_return=optimal).metrics()
     eval_env.close()
     results = {"env": cfg.env.id, "algorithm": hc.runtime.choices.algorithm, "overrides": list(hc.overrides.task),
                "metrics": metrics}
