@@ -12,8 +12,10 @@ __all__ = ["InvalidAction", "Outcome", "RewardSpec", "TextEnv"]
 
 register("textgym/FrozenLake-v0", "textgym.envs.frozen_lake:FrozenLakeEnv", max_episode_steps=100, reward_threshold=0.70)
 register("textgym/FrozenLake8x8-v0", "textgym.envs.frozen_lake:FrozenLakeEnv", max_episode_steps=200, reward_threshold=0.85, kwargs={"map_name": "8x8"})
-register("textgym/GuessNumber-v0", "textgym.envs.guess_number:GuessNumberEnv", max_episode_steps=50)
-register("textgym/Wordle-v0", "textgym.envs.wordle:WordleEnv", max_episode_steps=50)
+register("textgym/GuessNumber-v0", "textgym.envs.guess_number:GuessNumberEnv", max_episode_steps=50, reward_threshold=0.95)
+register("textgym/GuessNumber8-v0", "textgym.envs.guess_number:GuessNumberEnv", max_episode_steps=50, reward_threshold=0.95, kwargs={"high": 8, "max_guesses": 4})
+register("textgym/Wordle-v0", "textgym.envs.wordle:WordleEnv", max_episode_steps=50, reward_threshold=0.9)
+register("textgym/WordleEasy-v0", "textgym.envs.wordle:WordleEnv", max_episode_steps=50, reward_threshold=0.9, kwargs={"num_answers": 140})
 register("textgym/TicTacToe-v0", "textgym.envs.tic_tac_toe:TicTacToeEnv", max_episode_steps=50)
 register("textgym/TicTacToeMinimax-v0", "textgym.envs.tic_tac_toe:TicTacToeEnv", max_episode_steps=50, kwargs={"opponent": "minimax"})
 register("textgym/TwentyQuestions-v0", "textgym.envs.twenty_questions:TwentyQuestionsEnv", max_episode_steps=60)
