@@ -91,8 +91,10 @@ class Outcome:
 
 
 def excerpt(text: str, limit: int = 40) -> str:
-    """A short, printable, quoted rendering of the agent's raw action for feedback messages."""
+    """A short, printable, quoted rendering of the agent's raw action (at most ``limit + 4`` characters + a count)."""
     shown = ascii(text[:limit])
+    if len(shown) > limit + 2:  # escapes of control and non-ASCII characters made it longer
+        shown = shown[: limit + 1] + "..."
     return shown if len(text) <= limit else f"{shown} (+{len(text) - limit} more characters)"
 
 

@@ -60,6 +60,9 @@ class TabularMDP:
         """The index of ``state`` in :attr:`states`."""
         return self._index[state]
 
+    def __contains__(self, state: Hashable) -> bool:
+        return state in self._index
+
     def __post_init__(self) -> None:
         self._index = {s: i for i, s in enumerate(self.states)}
         for i, per_action in enumerate(self.transitions):

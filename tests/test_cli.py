@@ -81,3 +81,16 @@ def test_fresh_interpreter_makes_env_by_module_prefix(tmp_path: Path) -> None:
 def test_usage(tmp_path: Path, command: list[str]) -> None:
     run = textgym(*command, cwd=tmp_path)
     assert run.returncode == 2 and "usage: textgym" in run.stderr
+
+
+def test_users_env_trains_from_its_own_config_dir(tmp_path: Path) -> None:
+    examples = Path(__file__).parent / "examples"
+    env = {**os.environ, "PYTHONPATH": str(examples), "HOME": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-m", "textgym", "train", f"hydra.searchpath=[file://{examples / 'conf'}]", "env=ladder",
+         "reward.slip=-0.1", "algorithm.episodes=300", "eval.episodes=50", "logger=none", "hydra.run.dir=out"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["env"] == "ladder:example/Ladder-v0" and "regret" in results["metrics"]

@@ -14,6 +14,8 @@ commands:
   train [hydra overrides]   train and evaluate, e.g. textgym train env=frozenlake algorithm=sarsa algorithm.alpha=0.2
                             (-m sweeps: textgym train -m algorithm.gamma=0.9,0.99 reward.step=0,-0.01)
   list                      every registered textgym env with a one-line description
+  check <env-id>            is the env sound? (check_env, determinism, invalid actions, episode ends,
+                            rewards, rendering, copies, and its tabular_mdp() against sampling)
 """
 
 
@@ -32,6 +34,20 @@ def list_envs() -> None:
     Console(width=160).print(table)
 
 
+def check(env_id: str) -> int:
+    """Print the checks of ``env_id`` as a table; the exit status is 1 if any failed."""
+    import textgym  # noqa: F401 - registers the envs
+    from textgym.envs.checker import check_text_env
+
+    results = check_text_env(env_id)
+    table = Table("check", "result", "details", "what to fix", title=f"textgym check {env_id}")
+    style = {"pass": "[green]pass", "fail": "[bold red]FAIL", "skip": "[yellow]skip"}
+    for r in results:
+        table.add_row(r.name, style[r.status], r.detail, r.fix)
+    Console(width=160).print(table)
+    return int(any(r.status == "fail" for r in results))
+
+
 def main() -> None:
     command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "train":
@@ -41,6 +57,8 @@ def main() -> None:
         train()
     elif command == "list":
         list_envs()
+    elif command == "check" and len(args) == 1:
+        sys.exit(check(args[0]))
     else:
         print(USAGE, file=sys.stderr)  # noqa: T201
         sys.exit(0 if command in ("-h", "--help") else 2)
