@@ -22,4 +22,5 @@ register("textgym/TwentyQuestions-v0", "textgym.envs.twenty_questions:TwentyQues
 register("textgym/TwentyQuestionsEasy-v0", "textgym.envs.twenty_questions:TwentyQuestionsEnv", max_episode_steps=30, kwargs={"num_objects": 16, "max_questions": 10})
 register("textgym/BlocksWorld-v0", "textgym.envs.blocks_world:BlocksWorldEnv", max_episode_steps=50)
 register("textgym/Scheduling-v0", "textgym.envs.scheduling:SchedulingEnv", max_episode_steps=50)
-register("textgym/CustomerService-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60)
+register("textgym/CustomerService-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60, reward_threshold=0.8)
+register("textgym/CustomerServiceHard-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60, reward_threshold=0.8, kwargs={"num_orders": 5, "num_requests": 2, "forbidden_rate": 0.5, "ambiguous_opening": True})

@@ -176,6 +176,11 @@ class TextEnv(gym.Env[str, str], Generic[ActT]):
         """Env-specific ``info`` entries (e.g. a state id); none by default."""
         return {}
 
+    @property
+    def ended(self) -> bool:
+        """Whether the episode has terminated (stepping further changes nothing)."""
+        return self._ended
+
     # ---- the Gymnasium API ----------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
