@@ -53,7 +53,7 @@ def frozen_lake_ratio(steps: int, rounds: int) -> None:
 
 def oracle_table(steps: int) -> None:
     print(f"{'env (oracle-driven)':<32}{'median':>8}   {'p90':>8}")
-    for env_id in sorted(i for i in gym.registry if i.startswith("textgym/FrozenLake")):
+    for env_id in sorted(i for i in gym.registry if i.startswith("textgym/")):
         env = gym.make(env_id)
         times = step_times(env, lambda e, i: e.unwrapped.oracle_action(), steps, seed=0)
         p90 = np.percentile(times, 90) / 1000
