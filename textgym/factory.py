@@ -28,13 +28,14 @@ def store_schemas() -> None:
 def make_env(env: DictConfig, reward: Mapping[str, float] | None = None, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with the ``env`` node's id, step limit and kwargs, and the reward weights.
 
-    ``env.id`` may be ``module:namespace/Name-v0`` to import a user's module that registers it.
+    ``env.id`` may be ``module:namespace/Name-v0`` to import a user's module that registers it. A kwarg
+    given as a node with ``_target_`` (e.g. CustomerService's ``customer``) is instantiated, once per env.
     """
     return gym.make(
         env.id,
         max_episode_steps=env.max_episode_steps,
         reward=dict(reward or {}),
-        **{**dict(env.kwargs), **kwargs},
+        **{**instantiate(env.kwargs, _convert_="all"), **kwargs},
     )
 
 
