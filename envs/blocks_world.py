@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import string
@@ -12,6 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv
+from textgym.envs.mdp import Branch, TabularMDP, enumerate_mdp
 
 TABLE = -1
 """The support of a block standing directly on the table."""
@@ -19,6 +21,9 @@ NAMES = string.ascii_uppercase
 MAX_BLOCKS = 10
 """Above this the exact planner run at every reset (for the oracle and ``optimal_steps``) gets slow:
 it takes about 1 ms with 6 blocks, 10 ms with 8 and up to a second with 10."""
+MAX_MDP_BLOCKS = 4
+"""The most blocks :meth:`BlocksWorldEnv.tabular_mdp` enumerates: its states are (configuration, goal)
+pairs, 73**2 = 5329 of them for 4 blocks but 501**2 = 251001 for 5."""
 MOVE_PATTERN = re.compile(
     r"move\s+(\w+)\s+(?:(?:onto|on)\s+(?!the\b|table\b)(\w+)|(?:to|onto|on)\s+(?:the\s+)?table)"
 )
@@ -76,12 +81,13 @@ def legal_moves(state: State) -> Iterator[tuple[int, int]]:
         yield from ((block, dest) for dest in clear if dest != block)
 
 
-def well_placed(state: State, goal: State) -> list[bool]:
+@functools.lru_cache(maxsize=1024)
+def well_placed(state: State, goal: State) -> tuple[bool, ...]:
     """Whether each block is in its final position: on its goal support, which is itself well placed.
 
     The table is always well placed, so a block is well placed when every block from the bottom of its
     stack up to it stands where the goal has it. Some optimal plan never moves a well-placed block,
-    and every other block must move at least once.
+    and every other block must move at least once. (Cached: a step, its text and its info all ask.)
     """
     placed = [False] * len(state)
     for stack in stacks_of(state):
@@ -89,7 +95,7 @@ def well_placed(state: State, goal: State) -> list[bool]:
             if state[block] != goal[block]:
                 break
             placed[block] = True
-    return placed
+    return tuple(placed)
 
 
 def _search(start: State, goal: State) -> list[State]:
@@ -158,8 +164,44 @@ def shortest_plan(start: Sequence[Sequence[str]], goal: Sequence[Sequence[str]])
     return [str(_move_between(a, b)) for a, b in zip(path, path[1:])]
 
 
+@functools.lru_cache(maxsize=1024)
 def _stack_text(state: State) -> str:
     return " ".join("[" + " ".join(NAMES[block] for block in stack) + "]" for stack in stacks_of(state))
+
+
+def view(state: State, goal: State) -> str:
+    """The text view of ``state`` on the way to ``goal``: both sets of stacks and the well-placed blocks."""
+    placed = [NAMES[b] for b, ok in enumerate(well_placed(state, goal)) if ok]
+    return (
+        f"Stacks now (bottom to top): {_stack_text(state)}\n"
+        f"Goal stacks (bottom to top): {_stack_text(goal)}\n"
+        f"Blocks in their final position: {len(placed)} of {len(state)}"
+        + (f" ({', '.join(placed)})." if placed else ".")
+    )
+
+
+def apply_move(state: State, goal: State, move: Move) -> tuple[State, dict[str, float], bool]:
+    """The MDP's (deterministic) transition: the state after a legal ``move``, its reward terms, and
+    whether it reaches ``goal``. Shared by ``_step`` and :meth:`BlocksWorldEnv.tabular_mdp`."""
+    block, dest = move
+    after = state[:block] + (dest,) + state[block + 1 :]
+    gained = sum(well_placed(after, goal)) - sum(well_placed(state, goal))
+    terms: dict[str, float] = {"progress": gained} if gained else {}
+    done = after == goal
+    return after, {**terms, "success": 1} if done else terms, done
+
+
+def configurations(num_blocks: int) -> list[State]:
+    """Every configuration of ``num_blocks`` blocks (each is reachable from any other)."""
+    found = [(TABLE,) * num_blocks]
+    seen = set(found)
+    for state in found:
+        for block, dest in legal_moves(state):
+            child = state[:block] + (dest,) + state[block + 1 :]
+            if child not in seen:
+                seen.add(child)
+                found.append(child)
+    return found
 
 
 @dataclass
@@ -193,7 +235,9 @@ class BlocksWorldEnv(TextEnv[Move]):
 
     ## Observation Space
     The last move's result, the current stacks and the goal stacks (each ``[bottom ... top]``,
-    ordered by bottom block), and the blocks already in their final position.
+    ordered by bottom block), and the blocks already in their final position. ``info["state"]`` is
+    the configuration followed by the goal, as one flat tuple: ``state[b]`` is the block that block
+    ``b`` stands on (``-1``: the table) and ``state[n + b]`` the one it stands on in the goal.
 
     ## Starting State
     The start and the goal are drawn independently and uniformly among all configurations of the
@@ -213,13 +257,15 @@ class BlocksWorldEnv(TextEnv[Move]):
 
     ## Information
     The base keys (``valid_actions``, ``reward_terms``, ``success``, ``invalid_actions``),
-    ``optimal_steps`` (the length of a shortest plan from the episode's start state) and
-    ``well_placed`` (how many blocks are in their final position now).
+    ``state`` (the configuration and the goal, see above), ``optimal_steps`` (the length of a
+    shortest plan from the episode's start state) and ``well_placed`` (how many blocks are in their
+    final position now).
 
     ## Arguments
     ``gym.make("textgym/BlocksWorld-v0", num_blocks=4, reward={"progress": 0.1})``; ``num_blocks``
     runs from 2 to 10 (there are 73 configurations of 4 blocks, 4051 of 6, 394353 of 8 and 58941091
-    of 10; the exact plan computed at each reset takes up to a second with 10 blocks).
+    of 10; the exact plan computed at each reset takes up to a second with 10 blocks). With up to 4
+    blocks, ``env.unwrapped.tabular_mdp()`` exports the exact MDP over (configuration, goal) pairs.
 
     ## Version History
     * v0: initial version.
@@ -251,10 +297,7 @@ class BlocksWorldEnv(TextEnv[Move]):
         self.state: State = tuple([TABLE] * num_blocks)
         self.goal: State = self.state
         self.optimal_steps = 0
-        self._placed: list[bool] = []
-        """Whether each block is well placed in the current state."""
         self._plan: dict[State, Move] = {}
-        self._goal_text = ""
         self._move_texts = [
             [str(Move(block, dest)) for dest in range(TABLE, num_blocks)] for block in range(num_blocks)
         ]
@@ -277,8 +320,6 @@ class BlocksWorldEnv(TextEnv[Move]):
         self.goal = goal or self.state
         while self.goal == self.state:
             self.goal = self._random_state()
-        self._placed = well_placed(self.state, self.goal)
-        self._goal_text = _stack_text(self.goal)
         self.optimal_steps = self._replan()
 
     def _given(self, options: dict[str, Any] | None, key: str) -> State | None:
@@ -317,30 +358,19 @@ class BlocksWorldEnv(TextEnv[Move]):
             raise InvalidAction(
                 f"cannot move {name} onto {NAMES[dest]}: {NAMES[self.state.index(dest)]} is on top of it"
             )
-        before = sum(self._placed)
-        self.state = self.state[:block] + (dest,) + self.state[block + 1 :]
-        self._placed = well_placed(self.state, self.goal)
-        gained = sum(self._placed) - before
-        terms = {"progress": gained} if gained else {}
+        self.state, terms, done = apply_move(self.state, self.goal, action)
         message = f"You moved {name} {'to the table' if dest == TABLE else 'onto ' + NAMES[dest]}."
-        if self.state == self.goal:
-            return Outcome(message + " The stacks match the goal!", {**terms, "success": 1}, True, True)
-        return Outcome(message, terms)
+        return Outcome(message + " The stacks match the goal!" if done else message, terms, done, done)
 
     def describe(self) -> str:
-        placed = [NAMES[b] for b, ok in enumerate(self._placed) if ok]
-        return (
-            f"Stacks now (bottom to top): {_stack_text(self.state)}\n"
-            f"Goal stacks (bottom to top): {self._goal_text}\n"
-            f"Blocks in their final position: {len(placed)} of {self.num_blocks}"
-            + (f" ({', '.join(placed)})." if placed else ".")
-        )
+        return view(self.state, self.goal)
 
     def valid_actions(self) -> list[str]:
         return [self._move_texts[block][dest + 1] for block, dest in legal_moves(self.state)]
 
     def _info(self) -> dict[str, Any]:
-        return {"optimal_steps": self.optimal_steps, "well_placed": sum(self._placed)}
+        placed = sum(well_placed(self.state, self.goal))
+        return {"state": self.state + self.goal, "optimal_steps": self.optimal_steps, "well_placed": placed}
 
     def oracle_action(self) -> str:
         """The next move of a shortest plan from the current state (replanned after a detour).
@@ -352,3 +382,34 @@ class BlocksWorldEnv(TextEnv[Move]):
         if self.state not in self._plan:
             self._replan()
         return str(self._plan[self.state])
+
+    def tabular_mdp(self) -> TabularMDP:
+        """The exact MDP over ``info["state"]``, (configuration, goal) pairs, with this env's reward spec.
+
+        Each episode plays in the part of it with that episode's goal (the goal never changes within
+        an episode); the start distribution is that of a reset without options: start and goal uniform
+        over the ordered pairs of different configurations. Raises ``ValueError`` above
+        ``MAX_MDP_BLOCKS`` = 4 blocks.
+        """
+        n = self.num_blocks
+        if n > MAX_MDP_BLOCKS:
+            raise ValueError(
+                f"tabular_mdp() supports num_blocks <= {MAX_MDP_BLOCKS}, got {n}: its states are "
+                "(configuration, goal) pairs, 5329 for 4 blocks but 251001 for 5; "
+                f"use num_blocks={MAX_MDP_BLOCKS} or fewer"
+            )
+        every = configurations(n)
+        pairs = len(every) * (len(every) - 1)
+        start = {state + goal: 1 / pairs for state in every for goal in every if goal != state}
+
+        def branches(pair: tuple[int, ...], action: str) -> list[Branch]:
+            after, terms, done = apply_move(pair[:n], pair[n:], self.parse_action(action))
+            return [Branch(1.0, after + pair[n:], terms, done, done)]
+
+        return enumerate_mdp(
+            start,
+            lambda pair: [self._move_texts[block][dest + 1] for block, dest in legal_moves(pair[:n])],
+            branches,
+            lambda pair: view(pair[:n], pair[n:]),
+            self.reward,
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple, TypeVar
@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv
+from textgym.envs.mdp import Branch, TabularMDP, enumerate_mdp
 
 COLUMNS = "abc"
 ROWS = "123"
@@ -23,6 +24,12 @@ OTHER = {AGENT: OPPONENT, OPPONENT: AGENT}
 RESULT_TERMS = {"win": "success", "loss": "failure", "draw": "draw"}
 """The reward term paid for each game result (the value of ``info["outcome"]`` at the end)."""
 RESULT_TEXT = {"win": "you won", "loss": "you lost", "draw": "it is a draw"}
+RESULT_MESSAGE = {
+    "win": " and completed a line: you win!",
+    "loss": " and completed a line: you lose.",
+    "draw": ". The board is full: it is a draw.",
+}
+"""How the step's message ends when the game does."""
 
 E = TypeVar("E", bound=Enum)
 
@@ -41,6 +48,30 @@ def wins(board: str, mark: str) -> bool:
 def empty_cells(board: str) -> list[int]:
     """The indices of the empty cells, in board order."""
     return [cell for cell, mark in enumerate(board) if mark == EMPTY]
+
+
+@functools.cache
+def result(board: str) -> str | None:
+    """``"win"`` (X holds a line), ``"loss"`` (O does), ``"draw"`` (full board) or ``None`` (game on)."""
+    if wins(board, AGENT):
+        return "win"
+    if wins(board, OPPONENT):
+        return "loss"
+    return "draw" if EMPTY not in board else None
+
+
+def branch_to(prob: float, board: str) -> Branch:
+    """A move that leads to ``board``: its result's reward term, whether the game ended, whether X won."""
+    outcome = result(board)
+    terms = {RESULT_TERMS[outcome]: 1} if outcome else {}
+    return Branch(prob, board, terms, outcome is not None, outcome == "win")
+
+
+def board_text(board: str) -> str:
+    """The text view of a board: the grid with column and row labels, then the turn or the result."""
+    rows = "\n".join(f"{row}  {' '.join(board[3 * r : 3 * r + 3])}" for r, row in enumerate(ROWS))
+    status = f"Game over: {RESULT_TEXT[outcome]}." if (outcome := result(board)) else "You are X. Your move."
+    return f"   {' '.join(COLUMNS)}\n{rows}\n{status}"
 
 
 def move_value(board: str, cell: int, mark: str) -> int:
@@ -71,16 +102,9 @@ def best_cells(board: str, mark: str) -> tuple[int, ...]:
     return tuple(cell for cell, value in values.items() if value == best)
 
 
-def random_move(board: str, rng: np.random.Generator) -> int:
-    """A uniformly random empty cell."""
-    cells = empty_cells(board)
-    return cells[int(rng.integers(len(cells)))]
-
-
-def minimax_move(board: str, rng: np.random.Generator) -> int:
-    """A uniformly random choice among the opponent's minimax-optimal cells."""
-    cells = best_cells(board, OPPONENT)
-    return cells[int(rng.integers(len(cells)))]
+def minimax_cells(board: str) -> tuple[int, ...]:
+    """The opponent's minimax-optimal cells."""
+    return best_cells(board, OPPONENT)
 
 
 def parse_cell(text: str) -> int:
@@ -102,16 +126,39 @@ class Opponent(Enum):
 
 
 class OpponentPolicy(NamedTuple):
-    move: Callable[[str, np.random.Generator], int]
-    """The opponent's cell on a board where it is to move."""
+    cells: Callable[[str], Sequence[int]]
+    """The cells the opponent chooses from, uniformly, on a board where it is to move."""
     description: str
     """How the opponent plays, for the instructions."""
 
 
 OPPONENTS = {
-    Opponent.RANDOM: OpponentPolicy(random_move, "picks a random empty cell"),
-    Opponent.MINIMAX: OpponentPolicy(minimax_move, "plays perfectly"),
+    Opponent.RANDOM: OpponentPolicy(empty_cells, "picks a random empty cell"),
+    Opponent.MINIMAX: OpponentPolicy(minimax_cells, "plays perfectly"),
 }
+
+
+@functools.cache
+def opponent_distribution(board: str, opponent: Opponent, epsilon: float) -> tuple[tuple[float, int], ...]:
+    """The opponent's move on ``board`` (O to move) as ``(probability, cell)`` pairs in board order.
+
+    With probability ``epsilon`` a uniformly random empty cell, otherwise uniform over the cells the
+    opponent chooses from; cells it never plays are left out. The env samples its replies from this
+    and :meth:`TicTacToeEnv.tabular_mdp` enumerates it, so the two agree.
+    """
+    chosen, empty = OPPONENTS[opponent].cells(board), empty_cells(board)
+    probs = (epsilon / len(empty) + (1.0 - epsilon) * (cell in chosen) / len(chosen) for cell in empty)
+    return tuple((prob, cell) for prob, cell in zip(probs, empty) if prob > 0)
+
+
+def sample_cell(distribution: Sequence[tuple[float, int]], rng: np.random.Generator) -> int:
+    """A cell drawn from ``(probability, cell)`` pairs with one uniform number from ``rng``."""
+    u = rng.random()
+    for prob, cell in distribution:
+        u -= prob
+        if u < 0:
+            return cell
+    return distribution[-1][1]  # u within rounding error of 1
 
 
 class FirstPlayer(Enum):
@@ -121,6 +168,10 @@ class FirstPlayer(Enum):
     OPPONENT = "opponent"
     RANDOM = "random"
     """A fair coin from the env's seeded generator, drawn at every reset."""
+
+
+OPPONENT_FIRST = {FirstPlayer.AGENT: 0.0, FirstPlayer.OPPONENT: 1.0, FirstPlayer.RANDOM: 0.5}
+"""The probability that the opponent makes the first move."""
 
 
 def as_choice(kind: type[E], value: E | str, name: str) -> E:
@@ -160,9 +211,12 @@ class TicTacToeEnv(TextEnv[int]):
     ## Observation Space
     The last move's result (the agent's cell and the opponent's reply), then the board as a grid of
     ``X``, ``O`` and ``.`` with column and row labels, then whose turn it is or the game's result.
+    ``info["state"]`` is the board as a 9-character string over ``.XO`` in board order (a1 b1 c1 a2
+    ... c3); the game is a finite MDP over these boards, exported by ``env.unwrapped.tabular_mdp()``.
 
     ## Starting State
-    An empty board, or one O already placed when the opponent moves first (``first_player``).
+    An empty board, or one O already placed when the opponent moves first (``first_player``; with
+    ``"random"`` a fair coin decides).
 
     ## Rewards
     Terms of :class:`TicTacToeReward`: ``success`` (a win, 1.0), ``failure`` (a loss, 0.0), ``draw``
@@ -174,8 +228,8 @@ class TicTacToeEnv(TextEnv[int]):
 
     ## Information
     The base keys (``valid_actions``: the empty cells in board order, ``reward_terms``,
-    ``success``, ``invalid_actions``) and ``outcome``: ``None`` while the game runs, then
-    ``"win"``, ``"loss"`` or ``"draw"``.
+    ``success``, ``invalid_actions``), ``state`` (the board string) and ``outcome``: ``None`` while
+    the game runs, then ``"win"``, ``"loss"`` or ``"draw"``.
 
     ## Arguments
     ``gym.make("textgym/TicTacToe-v0", opponent="minimax", first_player="random",
@@ -202,7 +256,6 @@ class TicTacToeEnv(TextEnv[int]):
         if not 0.0 <= opponent_epsilon <= 1.0:
             raise ValueError(f"opponent_epsilon={opponent_epsilon!r} is a probability: give one in [0, 1]")
         self.opponent_epsilon = float(opponent_epsilon)
-        self._opponent_move = OPPONENTS[self.opponent].move
         mistakes = (
             f", except that it plays a random empty cell with probability {self.opponent_epsilon:g}"
             if self.opponent_epsilon
@@ -222,61 +275,80 @@ class TicTacToeEnv(TextEnv[int]):
             "for the centre."
         )
         self.board = EMPTY * 9
-        self.outcome: str | None = None
 
     def _reset(self, options: dict[str, Any] | None) -> None:
         self.board = EMPTY * 9
-        self.outcome = None
         if self.first_player is FirstPlayer.RANDOM:
             opponent_first = bool(self.np_random.integers(2))
         else:
             opponent_first = self.first_player is FirstPlayer.OPPONENT
         if opponent_first:
-            self._opponent_turn()
+            self.board = place(self.board, sample_cell(self._replies(self.board), self.np_random), OPPONENT)
 
     def parse_action(self, text: str) -> int:
         return parse_cell(text)
+
+    def _replies(self, board: str) -> tuple[tuple[float, int], ...]:
+        """The opponent's move on ``board``, as :func:`opponent_distribution` gives it for this env."""
+        return opponent_distribution(board, self.opponent, self.opponent_epsilon)
 
     def _step(self, action: int) -> Outcome:
         if self.board[action] != EMPTY:
             raise InvalidAction(f"{CELLS[action]} is taken by {self.board[action]}; mark an empty cell")
         self.board = place(self.board, action, AGENT)
         message = f"You marked {CELLS[action]}"
-        if wins(self.board, AGENT):
-            return self._end("win", f"{message} and completed a line: you win!")
-        if EMPTY not in self.board:
-            return self._end("draw", f"{message}. The board is full: it is a draw.")
-        message = f"{message}; O replied {CELLS[self._opponent_turn()]}"
-        if wins(self.board, OPPONENT):
-            return self._end("loss", f"{message} and completed a line: you lose.")
-        if EMPTY not in self.board:
-            return self._end("draw", f"{message}. The board is full: it is a draw.")
+        if result(self.board) is None:
+            reply = sample_cell(self._replies(self.board), self.np_random)
+            self.board = place(self.board, reply, OPPONENT)
+            message = f"{message}; O replied {CELLS[reply]}"
         # no move limit here: the game ends within 5 moves; truncation comes from max_episode_steps
-        return Outcome(f"{message}.")
+        b = branch_to(1.0, self.board)
+        ending = RESULT_MESSAGE[self.outcome] if b.terminated else "."
+        return Outcome(message + ending, dict(b.terms), b.terminated, b.success)
 
-    def _opponent_turn(self) -> int:
-        if self.opponent_epsilon and self.np_random.random() < self.opponent_epsilon:
-            cell = random_move(self.board, self.np_random)
-        else:
-            cell = self._opponent_move(self.board, self.np_random)
-        self.board = place(self.board, cell, OPPONENT)
-        return cell
+    def branches(self, board: str, cell: int) -> list[Branch]:
+        """The MDP: the boards that marking ``cell`` leads to, with X to move again or the game over.
 
-    def _end(self, result: str, message: str) -> Outcome:
-        self.outcome = result
-        return Outcome(message, {RESULT_TERMS[result]: 1}, terminated=True, success=result == "win")
+        Built from the same :func:`result`, :func:`opponent_distribution` and :func:`branch_to` as ``_step``.
+        """
+        after = place(board, cell, AGENT)
+        if result(after):
+            return [branch_to(1.0, after)]
+        return [branch_to(prob, place(after, reply, OPPONENT)) for prob, reply in self._replies(after)]
+
+    @property
+    def outcome(self) -> str | None:
+        """The game's result (``"win"``, ``"loss"``, ``"draw"``), ``None`` while it runs."""
+        return result(self.board)
 
     def describe(self) -> str:
-        rows = "\n".join(f"{row}  {' '.join(self.board[3 * r : 3 * r + 3])}" for r, row in enumerate(ROWS))
-        status = f"Game over: {RESULT_TEXT[self.outcome]}." if self.outcome else "You are X. Your move."
-        return f"   {' '.join(COLUMNS)}\n{rows}\n{status}"
+        return board_text(self.board)
 
     def valid_actions(self) -> list[str]:
         return [CELLS[cell] for cell in empty_cells(self.board)]
 
     def _info(self) -> dict[str, Any]:
-        return {"outcome": self.outcome}
+        return {"state": self.board, "outcome": self.outcome}
 
     def oracle_action(self) -> str:
         """A minimax-optimal cell for X (never loses), the first in board order among equals."""
         return CELLS[best_cells(self.board, AGENT)[0]]
+
+    def tabular_mdp(self) -> TabularMDP:
+        """The game against this env's opponent as an exact MDP over boards (``info["state"]``).
+
+        States are the boards with X to move plus the final boards; the start distribution covers
+        the opponent's opening when it moves first (half of it under ``first_player="random"``).
+        """
+        empty = EMPTY * 9
+        opponent_first = OPPONENT_FIRST[self.first_player]
+        start = {empty: 1.0 - opponent_first} if opponent_first < 1.0 else {}
+        if opponent_first > 0.0:
+            start |= {place(empty, cell, OPPONENT): opponent_first * p for p, cell in self._replies(empty)}
+        return enumerate_mdp(
+            start,
+            lambda board: [CELLS[cell] for cell in empty_cells(board)],
+            lambda board, action: self.branches(board, CELL_INDEX[action]),
+            board_text,
+            self.reward,
+        )

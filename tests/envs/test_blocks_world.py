@@ -1,4 +1,5 @@
-"""BlocksWorld's own properties: the planner is optimal, the oracle follows it, parser, rewards, knobs."""
+"""BlocksWorld's own properties: the planner is optimal, the oracle follows it, parser, rewards, knobs,
+ground truth."""
 
 from __future__ import annotations
 
@@ -10,20 +11,24 @@ import numpy as np
 import pytest
 
 from textgym.algorithms.evaluation import evaluate, vector_env
+from textgym.algorithms.ground_truth import GroundTruth
 from textgym.envs.base import InvalidAction
-from textgym.envs.checker import assert_env_sound
+from textgym.envs.checker import assert_env_sound, check_tabular_mdp
 from textgym.envs.blocks_world import (
     NAMES,
     TABLE,
     BlocksWorldEnv,
     Move,
     State,
+    configurations,
     legal_moves,
     parse_stacks,
     shortest_plan,
     stacks_of,
     state_of,
+    well_placed,
 )
+from textgym.envs.mdp import solve, start_value
 from textgym.policies.oracle import OraclePolicy
 from textgym.policies.random import RandomPolicy
 
@@ -248,3 +253,61 @@ def test_fixed_seed_transcript() -> None:
 def test_env_is_sound() -> None:
     """textgym's checker, including pickling and deep copies."""
     assert_env_sound(ID)
+
+
+# ---- ground truth: the exact MDP over (configuration, goal) pairs ------------------------------------
+def test_tabular_mdp_matches_sampling() -> None:
+    check_tabular_mdp(ID, seed=1)
+
+
+def test_state_is_the_configuration_then_the_goal() -> None:
+    env = gym.make(ID, num_blocks=3)
+    _, info = env.reset(seed=0, options=SUSSMAN)
+    assert info["state"] == parse_stacks(SUSSMAN["start"], 3) + parse_stacks(SUSSMAN["goal"], 3)
+    mdp = env.unwrapped.tabular_mdp()
+    assert len(mdp.states) == 13 * 13 and mdp.start[mdp.index(info["state"])] == pytest.approx(1 / (13 * 12))
+
+
+@pytest.mark.parametrize("num_blocks", [2, 3])
+def test_optimal_values_are_the_shortest_plan_lengths(num_blocks: int) -> None:
+    """With a step cost, V*(start, goal) = success + step * (shortest plan length), in every state."""
+    mdp = BlocksWorldEnv(num_blocks=num_blocks, reward={"step": -0.1}).tabular_mdp()
+    v = solve(mdp, horizon=50).v
+    distances = {goal: bfs_distances(goal) for goal in configurations(num_blocks)}
+    for i, pair in enumerate(mdp.states):
+        state, goal = pair[:num_blocks], pair[num_blocks:]
+        expected = 1.0 - 0.1 * distances[goal][state] if state != goal else 0.0  # the goal is terminal
+        assert v[i] == pytest.approx(expected, abs=1e-12)
+
+
+def test_optimal_return_prices_the_mean_plan_length() -> None:
+    """2 blocks have 3 configurations; of the 6 (start, goal) pairs, 4 are 1 move apart and 2 are 2 moves."""
+    two = GroundTruth.of(gym.make(ID, num_blocks=2, reward={"step": -0.1}))
+    assert two.optimal_return == pytest.approx(1.0 - 0.1 * 8 / 6, abs=1e-12)
+    every = configurations(4)
+    mean_plan = np.mean([bfs_distances(goal)[state] for goal in every for state in every if state != goal])
+    four = BlocksWorldEnv(reward={"step": -0.01}).tabular_mdp()
+    assert start_value(four, solve(four, horizon=50)) == pytest.approx(1.0 - 0.01 * mean_plan, abs=1e-12)
+
+
+def test_progress_shaping_adds_the_blocks_left_to_place() -> None:
+    """The progress term is potential-based: every way to the goal collects n - (well placed at the start)."""
+    mdp = BlocksWorldEnv(num_blocks=3, reward={"progress": 0.1}).tabular_mdp()
+    v = solve(mdp, horizon=50).v
+    for i, pair in enumerate(mdp.states):
+        if mdp.actions[i]:
+            assert v[i] == pytest.approx(1.0 + 0.1 * (3 - sum(well_placed(pair[:3], pair[3:]))), abs=1e-12)
+
+
+def test_oracle_has_no_regret_and_random_has_some() -> None:
+    env_fn = partial(gym.make, ID, reward={"step": -0.01})
+    optimum = GroundTruth.of(env_fn()).optimal_return
+    oracle = evaluate(vector_env(env_fn, 8), OraclePolicy(), 200, seed=0, optimal_return=optimum).metrics()
+    random = evaluate(vector_env(env_fn, 8), RandomPolicy(seed=1234), 200, seed=0, optimal_return=optimum)
+    assert abs(oracle["regret"]) < 0.01  # only the spread of plan lengths over 200 episodes
+    assert random.metrics()["regret"] > 0.5
+
+
+def test_tabular_mdp_names_its_block_limit() -> None:
+    with pytest.raises(ValueError, match="num_blocks <= 4, got 5"):
+        BlocksWorldEnv(num_blocks=5).tabular_mdp()

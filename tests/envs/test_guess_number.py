@@ -1,16 +1,23 @@
-"""GuessNumber's own properties: binary search always wins, the parser, reward terms and knobs."""
+"""GuessNumber's own properties: binary search always wins, the parser, reward terms, knobs, ground truth."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+from textgym.algorithms.evaluation import evaluate, vector_env
+from textgym.algorithms.ground_truth import GroundTruth
 from textgym.envs.base import InvalidAction
-from textgym.envs.guess_number import GuessNumberEnv
+from textgym.envs.checker import check_tabular_mdp
+from textgym.envs.guess_number import GuessNumberEnv, Knowledge
+from textgym.envs.mdp import Objective, solve, start_value
+from textgym.policies.oracle import OraclePolicy
+from textgym.policies.random import RandomPolicy
 
 ID = "textgym/GuessNumber-v0"
 
@@ -103,6 +110,17 @@ def test_invalid_action_uses_no_guess() -> None:
     assert info["guesses_left"] == 6 and info["interval"] == (1, 16)
 
 
+def test_out_of_guesses_reveals_the_number_in_the_feedback() -> None:
+    env = gym.make(ID, max_guesses=1)
+    _, info = env.reset(seed=0)
+    assert info["state"] == Knowledge(1, 16, 1) and env.unwrapped.target == 14
+    observation, *_, info = env.step("8")
+    assert observation == (
+        "8 is too low: the number is higher. You are out of guesses: the number was 14.\nThe game is over."
+    )
+    assert info["state"] == Knowledge(9, 16, 0)
+
+
 def test_knobs_change_the_game() -> None:
     env = gym.make(ID, low=10, high=20, max_guesses=1)
     observation, info = env.reset(seed=0)
@@ -136,3 +154,41 @@ def test_fixed_seed_transcript() -> None:
         "12 is too low: the number is higher.\nThe number is between 13 and 16. 4 guesses left.",
         "14 is correct! You found it in 3 guesses.\nThe game is over. The number was 14.",
     ]
+
+
+# ---- ground truth: the exact MDP over what the agent knows ------------------------------------------
+@pytest.mark.parametrize("env_id", [ID, "textgym/GuessNumber8-v0"])
+def test_tabular_mdp_matches_sampling(env_id: str) -> None:
+    check_tabular_mdp(env_id, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("max_guesses", "success"), [(1, 1 / 16), (2, 3 / 16), (3, 7 / 16), (4, 15 / 16), (5, 1.0), (6, 1.0)]
+)
+def test_optimal_success_is_what_k_guesses_can_cover(max_guesses: int, success: float) -> None:
+    """k guesses tell apart at most 2**k - 1 numbers (a binary search tree of depth k)."""
+    mdp = GuessNumberEnv(max_guesses=max_guesses).tabular_mdp()
+    assert start_value(mdp, solve(mdp, objective=Objective.success)) == pytest.approx(success, abs=1e-12)
+
+
+def test_uniform_guessing_wins_with_chance_one_in_sixteen_per_guess() -> None:
+    mdp = GuessNumberEnv().tabular_mdp()
+    uniform = [np.full(len(actions), 1 / len(actions)) if actions else np.zeros(0) for actions in mdp.actions]
+    value = start_value(mdp, solve(mdp, horizon=50, objective=Objective.success, policy=uniform))
+    assert value == pytest.approx(1 - (15 / 16) ** 6, abs=1e-12)
+
+
+def test_step_cost_prices_the_expected_number_of_guesses() -> None:
+    """The best search tree over 16 numbers has depths 1, 2 x2, 3 x4, 4 x8 and 5: 54/16 guesses on average."""
+    assert GroundTruth.of(gym.make(ID)).optimal_return == 1.0
+    costly = GroundTruth.of(gym.make(ID, reward={"step": -0.01}))
+    assert costly.optimal_return == pytest.approx(1 - 0.01 * 54 / 16, abs=1e-12)
+
+
+def test_oracle_has_no_regret_and_random_has_some() -> None:
+    env_fn = partial(gym.make, ID)
+    optimum = GroundTruth.of(env_fn()).optimal_return
+    oracle = evaluate(vector_env(env_fn, 8), OraclePolicy(), 200, seed=0, optimal_return=optimum).metrics()
+    random = evaluate(vector_env(env_fn, 8), RandomPolicy(seed=1234), 400, seed=0, optimal_return=optimum)
+    assert oracle["regret"] == 0.0
+    assert random.metrics()["regret"] == pytest.approx((15 / 16) ** 6, abs=0.08)  # 0.679 in expectation

@@ -1,17 +1,39 @@
-"""TicTacToe-specific properties: the minimax oracle, the parser, results and reward terms, the knobs."""
+"""TicTacToe's own properties: the minimax oracle, the parser, results, reward terms, knobs, ground truth."""
 
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+from textgym.algorithms.evaluation import evaluate, vector_env
+from textgym.algorithms.ground_truth import GroundTruth
 from textgym.envs.base import InvalidAction
-from textgym.envs.tic_tac_toe import AGENT, CELLS, EMPTY, OPPONENT, best_cells, negamax, parse_cell
+from textgym.envs.checker import check_tabular_mdp
+from textgym.envs.mdp import Objective, solve, start_value
+from textgym.envs.tic_tac_toe import (
+    AGENT,
+    CELLS,
+    EMPTY,
+    OPPONENT,
+    Opponent,
+    TicTacToeEnv,
+    best_cells,
+    negamax,
+    opponent_distribution,
+    parse_cell,
+)
+from textgym.policies.oracle import OraclePolicy
+from textgym.policies.random import RandomPolicy
 
 ENV_ID = "textgym/TicTacToe-v0"
+COIN_ID = "tests/TicTacToeCoin-v0"
+"""Every knob at once, for the ground-truth checks: a coin picks who starts, a minimax opponent that errs."""
+gym.register(COIN_ID, entry_point=TicTacToeEnv, max_episode_steps=50,
+             kwargs={"opponent": "minimax", "first_player": "random", "opponent_epsilon": 0.3})
 
 
 def play(env: gym.Env, seed: int, policy: str, rng: np.random.Generator | None = None) -> list[tuple]:
@@ -36,9 +58,10 @@ def outcomes(policy: str, episodes: int = 200, **kwargs: object) -> Counter:
 
 
 def test_oracle_beats_random_opponent() -> None:
-    assert outcomes("oracle", 300) == {"win": 300}  # measured 0.999 over 1000 seeds
+    first = outcomes("oracle", 300)
+    assert first["loss"] == 0 and first["win"] >= 0.97 * 300  # exactly 191/192 (solved from tabular_mdp)
     second = outcomes("oracle", 300, first_player="opponent")
-    assert second["loss"] == 0 and second["win"] >= 0.75 * 300  # measured 0.81-0.83
+    assert second["loss"] == 0 and second["win"] >= 0.75 * 300  # exactly 254/315 = 0.806
 
 
 def test_oracle_draws_against_minimax() -> None:
@@ -144,10 +167,64 @@ def test_bad_kwargs_are_named(kwargs: dict, message: str) -> None:
 
 def test_fixed_seed_transcript() -> None:
     steps = play(gym.make(ENV_ID), 0, "oracle")
-    assert [action for action, *_ in steps] == ["a1", "c1", "b1"]
-    assert steps[0][1].startswith("You marked a1; O replied ")
-    assert steps[-1][1] == (
-        "You marked b1 and completed a line: you win!\n"
-        "   a b c\n1  X X X\n2  . . O\n3  . O .\nGame over: you won."
+    assert [action for action, *_ in steps] == ["a1", "b1", "c1"]
+    assert steps[0][1] == (
+        "You marked a1; O replied a3.\n   a b c\n1  X . .\n2  . . .\n3  O . .\nYou are X. Your move."
     )
+    assert steps[-1][1] == (
+        "You marked c1 and completed a line: you win!\n"
+        "   a b c\n1  X X X\n2  O . .\n3  O . .\nGame over: you won."
+    )
+    assert [info["state"] for *_, info in steps] == ["X.....O..", "XX.O..O..", "XXXO..O.."]
     assert play(gym.make(ENV_ID), 0, "oracle") == steps
+
+
+# ---- ground truth: the exact MDP against the env's own opponent --------------------------------------
+def test_opponent_distribution_mixes_epsilon_into_its_choices() -> None:
+    board = "XX.O....."  # O must block at c1 (index 2)
+    assert opponent_distribution(board, Opponent.MINIMAX, 0.0) == ((1.0, 2),)
+    mixed = dict((cell, prob) for prob, cell in opponent_distribution(board, Opponent.MINIMAX, 0.3))
+    assert mixed[2] == pytest.approx(0.7 + 0.3 / 6) and mixed[4] == pytest.approx(0.3 / 6) and len(mixed) == 6
+    assert [cell for _, cell in opponent_distribution(board, Opponent.RANDOM, 0.0)] == [2, 4, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize("env_id", [ENV_ID, "textgym/TicTacToeMinimax-v0", COIN_ID])
+def test_tabular_mdp_matches_sampling(env_id: str) -> None:
+    check_tabular_mdp(env_id, seed=0)
+
+
+def test_start_distribution_matches_resets() -> None:
+    env = gym.make(COIN_ID)
+    mdp = env.unwrapped.tabular_mdp()
+    seen = Counter(env.reset(seed=seed)[1]["state"] for seed in range(4000))
+    assert mdp.start[mdp.index(EMPTY * 9)] == 0.5 and mdp.start.sum() == pytest.approx(1.0)
+    assert all(mdp.start[mdp.index(board)] > 0 for board in seen)
+    assert max(abs(seen[state] / 4000 - p) for state, p in zip(mdp.states, mdp.start)) < 0.03
+
+
+@pytest.mark.parametrize("first_player", ["agent", "opponent"])
+def test_perfect_opponent_leaves_only_a_draw(first_player: str) -> None:
+    env = gym.make(ENV_ID, opponent="minimax", first_player=first_player, reward={"draw": 0.3})
+    mdp = env.unwrapped.tabular_mdp()
+    assert start_value(mdp, solve(mdp, objective=Objective.success)) == 0.0
+    assert GroundTruth.of(env).optimal_return == pytest.approx(0.3, abs=1e-12)  # the draw weight
+
+
+@pytest.mark.parametrize(("first_player", "success"), [("agent", 191 / 192), ("opponent", 887 / 945)])
+def test_random_opponent_can_be_beaten_but_not_surely(first_player: str, success: float) -> None:
+    mdp = gym.make(ENV_ID, first_player=first_player).unwrapped.tabular_mdp()
+    assert start_value(mdp, solve(mdp, objective=Objective.success)) == pytest.approx(success, abs=1e-12)
+
+
+def test_best_play_against_random_draws_the_games_it_cannot_win() -> None:
+    assert GroundTruth.of(gym.make(ENV_ID)).optimal_return == pytest.approx(191 / 192 + 0.5 / 192, abs=1e-12)
+
+
+@pytest.mark.parametrize("env_id", [ENV_ID, "textgym/TicTacToeMinimax-v0"])
+def test_oracle_has_no_regret_and_random_has_some(env_id: str) -> None:
+    env_fn = partial(gym.make, env_id)
+    optimum = GroundTruth.of(env_fn()).optimal_return
+    oracle = evaluate(vector_env(env_fn, 8), OraclePolicy(), 400, seed=0, optimal_return=optimum).metrics()
+    random = evaluate(vector_env(env_fn, 8), RandomPolicy(seed=1234), 400, seed=0, optimal_return=optimum)
+    assert abs(oracle["regret"]) < 0.01  # exactly 0: the minimax oracle is optimal when it moves first
+    assert random.metrics()["regret"] > 0.25  # exactly 0.349 (random opponent) and 0.389 (minimax)
