@@ -34,6 +34,15 @@ HOSTILE_ACTIONS = [
 ]
 
 
+def action_rng(seed: int) -> np.random.Generator:
+    """The generator that picks the checks' random actions: independent of the env's, though from the same seed.
+
+    ``np.random.default_rng(seed)`` would replay the env's own stream (Gymnasium seeds PCG64 the same
+    way), so a random guess would always hit a secret drawn at reset.
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+
 class CheckFailed(AssertionError):
     """A check found a problem; the message says what happened."""
 
@@ -55,7 +64,7 @@ class CheckResult:
 
 def _random_play(env: gym.Env, seed: int, steps: int, on_step: Callable | None = None) -> list:
     """A transcript of seeded random valid actions; ``on_step(env, info)`` runs before each step."""
-    rng = np.random.default_rng(seed)
+    rng = action_rng(seed)
     observation, info = env.reset(seed=seed)
     record = [observation]
     for _ in range(steps):
@@ -92,7 +101,7 @@ def check_determinism(env_id: str, seed: int) -> str:
 def check_hostile_actions(env_id: str, seed: int) -> str:
     env = gym.make(env_id)
     _, info = env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
+    rng = action_rng(seed)
     randoms = ["".join(chr(int(c)) for c in rng.integers(0, 0x10FFFF, size=int(rng.integers(1, 40)))) for _ in range(50)]
     for action in HOSTILE_ACTIONS + randoms:
         valid = info["valid_actions"]
@@ -130,7 +139,7 @@ def check_episode_end(env_id: str, seed: int) -> str:
     limit = env.spec.max_episode_steps
     if getattr(env.unwrapped, "max_invalid_streak", None) is not None:
         raise CheckSkipped("max_invalid_streak is set: truncation may also come from invalid actions")
-    rng = np.random.default_rng(seed)
+    rng = action_rng(seed)
     episodes = steps = 0
     _, info = env.reset(seed=seed)
     while episodes < 20 and steps < 5000:
@@ -150,7 +159,7 @@ def check_episode_end(env_id: str, seed: int) -> str:
 def check_rewards(env_id: str, seed: int) -> str:
     env = gym.make(env_id)
     low, high = getattr(env.unwrapped, "reward_range", (-math.inf, math.inf))
-    rng = np.random.default_rng(seed)
+    rng = action_rng(seed)
     _, info = env.reset(seed=seed)
     for _ in range(1000):
         action = str(rng.choice(info["valid_actions"])) if rng.random() < 0.9 else "?"
@@ -185,7 +194,7 @@ def check_copies(env_id: str, seed: int) -> str:
     _, info = env.reset(seed=seed)
     env.step(info["valid_actions"][0])
     copies = {"pickle": pickle.loads(pickle.dumps(env)), "deepcopy": copy.deepcopy(env)}
-    rng = np.random.default_rng(seed)
+    rng = action_rng(seed)
     for _ in range(30):
         action = str(rng.choice(info["valid_actions"]))
         expected = env.step(action)
@@ -210,7 +219,7 @@ def check_tabular_mdp(env_id: str, seed: int, samples: int = 20_000) -> str:
         raise CheckSkipped("the env does not export tabular_mdp()")
     mdp = export()
     counts: dict[tuple, Counter] = defaultdict(Counter)
-    rng = np.random.default_rng(seed)
+    rng = action_rng(seed)
     observation, info = env.reset(seed=seed)
     for _ in range(samples):
         if "state" not in info:

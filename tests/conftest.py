@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import pytest
 
 import textgym  # noqa: F401 - registers the envs
+from textgym.envs.checker import action_rng
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("textgym/"))
 
@@ -14,7 +14,7 @@ ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("textgym
 def _transcript(env_id: str, seed: int, steps: int = 40) -> list:
     """Observations, rewards and flags of an episode driven by seeded random valid actions."""
     env = gym.make(env_id)
-    rng = np.random.default_rng(seed)
+    rng = action_rng(seed)
     observation, info = env.reset(seed=seed)
     record = [observation]
     for _ in range(steps):

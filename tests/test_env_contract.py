@@ -5,6 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+
+from textgym.envs.checker import action_rng
 from gymnasium.utils.env_checker import check_env
 
 from textgym.envs.base import TextEnv
@@ -83,7 +85,7 @@ def test_vector_envs(env_id: str, vector: str) -> None:
 
 def test_fuzz_actions(env_id: str) -> None:
     """10,000 random, near-miss and hostile actions across seeds: never raise, always answered."""
-    rng = np.random.default_rng(0)
+    rng = action_rng(0)
     env = gym.make(env_id)
     _, info = env.reset(seed=0)
     hostile = ["", " ", "\n", "\x00", "é", "🙂" * 5, "x" * 1_000_000, "__import__('os').system('ls')", "<|im_end|>"]

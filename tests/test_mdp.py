@@ -53,7 +53,7 @@ def test_oracle_has_no_regret_and_random_has_some() -> None:
     env_fn = partial(gym.make, "textgym/FrozenLake-v0")
     optimum = GroundTruth.of(env_fn()).optimal_return
     oracle = evaluate(vector_env(env_fn, 8), OraclePolicy(), 2000, seed=0, optimal_return=optimum).metrics()
-    random = evaluate(vector_env(env_fn, 8), RandomPolicy(seed=0), 500, seed=0, optimal_return=optimum).metrics()
+    random = evaluate(vector_env(env_fn, 8), RandomPolicy(seed=1234), 500, seed=0, optimal_return=optimum).metrics()
     assert abs(oracle["regret"]) < 0.03  # 0.004 exact (stationary vs clock-aware optimum) plus sampling noise
     assert random["regret"] > 0.6
 
