@@ -1,0 +1,369 @@
+"""An LLM policy with a value head: chooses among the valid actions by their likelihood, or writes its answer.
+
+The prompt is the chat template over the env's instructions (system turn) and the observation, after a
+bounded window of earlier turns (user turn). How one forward pass serves a state:
+
+* the instructions prefix is encoded once into a KV cache by the base model (adapters off) and reused;
+* the frozen layers below the adapted ones run once per distinct prompt, and their output is cached;
+* equal prompts in a batch (or, with a ``memo``, in a whole rollout) share one pass;
+* in score mode, single-token actions read the K next-token logits after the prompt; multi-token
+  actions are scored as continuations that attend to the prompt's KV cache (each ends with the end
+  token, so that "1" is not a free prefix of "16");
+* the value head reads the last prompt token's final hidden state, detached from the LM.
+
+LoRA adapters (peft) are the trained weights; with them disabled the same model is the reference
+policy of PPO's KL term, so there is no second copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import OrderedDict, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+
+from textgym.policies.base import Policy
+from textgym.policies.llm_config import ActionMode, LLMPolicyConfig, Normalisation
+from textgym.policies.llm_loading import load_causal_lm
+from textgym.policies.llm_network import KV, NetworkOutput, PolicyNetwork, Segments, decoder, encode_prefix, run_layers
+from textgym.policies.llm_prompts import ChatFormat, History, Prompt
+
+Choice = int | tuple[int, ...]
+"""Score mode: the index of the chosen action; generate mode: the generated token ids."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One forward unit: a prompt and the continuations scored after it (none: single-token actions)."""
+
+    prompt: Prompt
+    continuations: tuple[tuple[int, ...], ...]
+
+
+@dataclass
+class QueryResult:
+    """The policy's output for a query."""
+
+    logprobs: Tensor
+    """Score mode: the log-probs of the prompt's actions; generate mode: ``[1]``, the continuation's log-prob."""
+    entropy: Tensor
+    """Score mode: of the distribution over actions; generate mode: mean over the generated tokens."""
+    value: Tensor
+
+
+@dataclass
+class Decision:
+    """What the policy chose in each slot, with what PPO trains on."""
+
+    actions: list[str]
+    prompts: list[Prompt]
+    choices: list[Choice]
+    logprobs: Tensor
+    values: Tensor
+
+
+@dataclass
+class Evaluation:
+    """The policy's log-prob of given choices, its entropy and value, and optionally the KL to the reference."""
+
+    logprobs: Tensor
+    entropies: Tensor
+    values: Tensor
+    kl: Tensor | None = None
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class LLMPolicy(Policy):
+    """A causal LM with LoRA adapters and a value head, acting in vector envs (see the module docstring).
+
+    ``model`` and ``tokenizer`` may be given directly (tests build tiny ones); otherwise ``config.model``
+    is loaded by name or path.
+    """
+
+    def __init__(
+        self,
+        config: LLMPolicyConfig,
+        model: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+    ) -> None:
+        self.config = config
+        if model is None or tokenizer is None:
+            model, tokenizer = load_causal_lm(config.model, _DTYPES[config.dtype])
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos token; the LLM policy ends every scored action with it")
+        self.tokenizer = tokenizer
+        self.chat = ChatFormat(tokenizer)
+        self.history = History(config.history)
+        layers = len(decoder(model).layers)
+        self.first_trainable = 0 if config.trainable_layers is None else max(0, layers - config.trainable_layers)
+        lora = LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_target_modules), layers_to_transform=list(range(self.first_trainable, layers)),
+        )
+        self.lm = get_peft_model(model, lora)
+        self.network = PolicyNetwork(self.lm, self.first_trainable, config.value_hidden).to(model.device)
+        self.forward_module: nn.Module = self.network
+        """What forward passes go through: the network, or its DDP wrapper while PPO trains."""
+        self.stack = decoder(self.lm)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.tokens_forwarded = 0
+        """Tokens run through the trainable layers so far (for throughput metrics)."""
+        self._prefixes: dict[str, KV] = {}
+        self._lower: OrderedDict[Query, tuple[Tensor, list[Tensor]]] = OrderedDict()
+        self._ids: dict[str, list[int]] = {}
+        self._candidates: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
+
+    # ---- the Policy interface ---------------------------------------------------------------------
+    def act(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]) -> list[str]:
+        with torch.no_grad():
+            return self.decide(observations, infos, greedy=self.config.greedy).actions
+
+    def save(self, directory: str | Path) -> None:
+        """Write the adapters (peft's safetensors), the value head and the config under ``directory``."""
+        directory = Path(directory)
+        self.lm.save_pretrained(directory / "adapter")
+        save_file(self.network.value_head.state_dict(), directory / "value_head.safetensors")
+        config = {k: v.value if hasattr(v, "value") else v for k, v in dataclasses.asdict(self.config).items()}
+        (directory / "llm_policy.json").write_text(json.dumps(config, indent=2))
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, model: PreTrainedModel | None = None, tokenizer: PreTrainedTokenizerBase | None = None
+    ) -> LLMPolicy:
+        """A policy written by :meth:`save` (its base model loaded by name, unless given)."""
+        directory = Path(directory)
+        policy = cls(LLMPolicyConfig(**json.loads((directory / "llm_policy.json").read_text())), model, tokenizer)
+        policy.load_weights(directory)
+        return policy
+
+    def load_weights(self, directory: str | Path) -> None:
+        """Read the adapters and the value head written by :meth:`save` into this policy."""
+        directory = Path(directory)
+        adapters = load_file(directory / "adapter" / "adapter_model.safetensors", device=str(self.device))
+        set_peft_model_state_dict(self.lm, adapters)
+        self.network.value_head.load_state_dict(load_file(directory / "value_head.safetensors", device=str(self.device)))
+
+    # ---- what PPO uses ------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.network.value_head.net[1].weight.device
+
+    def to(self, device: torch.device | str) -> LLMPolicy:
+        """Move the model and the value head (dropping the caches that live on the old device)."""
+        self.network.to(device)
+        self._prefixes.clear()
+        self._lower.clear()
+        return self
+
+    def trainable_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """The adapters' parameters and the value head's (they usually get different learning rates)."""
+        adapters = [p for p in self.lm.parameters() if p.requires_grad]
+        return adapters, list(self.network.value_head.parameters())
+
+    def decide(
+        self,
+        observations: Sequence[str],
+        infos: Sequence[Mapping[str, Any]],
+        greedy: bool = False,
+        memo: dict[Query, QueryResult] | None = None,
+        history: History | None = None,
+    ) -> Decision:
+        """Choose an action per slot (call under ``torch.no_grad()``).
+
+        ``memo`` shares results across calls while the weights do not change (a rollout); ``history`` is
+        the turns of the slots' episodes (by default the one :meth:`act` uses).
+        """
+        history = self.history if history is None else history
+        prompts = history.prompts(observations, infos)
+        if self.config.action_mode is ActionMode.generate:
+            choices = [self._generate(prompt, greedy) for prompt in prompts]
+            actions = [self._answer(choice) for choice in choices]
+            evaluation = self.evaluate(prompts, choices, memo=memo)
+        else:
+            results = self._results([self._query(p) for p in prompts], memo)
+            distributions = [results[self._query(p)].logprobs for p in prompts]
+            choices = [int(lp.argmax()) if greedy else int(torch.multinomial(lp.exp().cpu(), 1, generator=self.generator))
+                       for lp in distributions]
+            actions = [p.actions[c] for p, c in zip(prompts, choices)]
+            evaluation = self.evaluate(prompts, choices, memo=results)
+        history.record(actions)
+        return Decision(actions, prompts, choices, evaluation.logprobs, evaluation.values)
+
+    def values(self, prompts: Sequence[Prompt]) -> Tensor:
+        """The value head's estimate for each prompt."""
+        queries = [Query(p, ()) if self.config.action_mode is ActionMode.generate else self._query(p) for p in prompts]
+        results = self._results(queries)
+        return torch.stack([results[q].value for q in queries])
+
+    def evaluate(
+        self,
+        prompts: Sequence[Prompt],
+        choices: Sequence[Choice],
+        memo: dict[Query, QueryResult] | None = None,
+        reference_memo: dict[Query, QueryResult] | None = None,
+    ) -> Evaluation:
+        """Log-probs of ``choices``, entropies and values (with gradients unless under ``no_grad``).
+
+        Given ``reference_memo``, also the KL from this policy to the reference (adapters disabled): exact
+        over the actions in score mode, the k3 estimate of the sampled answer in generate mode.
+        """
+        generate = self.config.action_mode is ActionMode.generate
+        queries = [Query(p, (c,)) if generate else self._query(p) for p, c in zip(prompts, choices)]
+        results = self._results(queries, memo)
+        picked = [results[q].logprobs[0 if generate else c] for q, c in zip(queries, choices)]
+        evaluation = Evaluation(
+            torch.stack(picked), torch.stack([results[q].entropy for q in queries]),
+            torch.stack([results[q].value for q in queries]),
+        )
+        if reference_memo is not None:
+            with torch.no_grad(), self.lm.disable_adapter():
+                reference = self._results(queries, reference_memo)
+            if generate:
+                log_ratio = torch.stack([reference[q].logprobs[0] for q in queries]) - evaluation.logprobs
+                evaluation.kl = log_ratio.exp() - 1 - log_ratio
+            else:
+                evaluation.kl = torch.stack([
+                    (results[q].logprobs.exp() * (results[q].logprobs - reference[q].logprobs)).sum() for q in queries
+                ])
+        return evaluation
+
+    # ---- prompts and candidates ---------------------------------------------------------------
+    def _tokens(self, text: str) -> list[int]:
+        if text not in self._ids:
+            if len(self._ids) >= self.config.cache_size:
+                self._ids.clear()
+            self._ids[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._ids[text]
+
+    def _query(self, prompt: Prompt) -> Query:
+        """Score mode: the prompt with its actions as continuations (none when they are all single tokens)."""
+        if prompt.actions not in self._candidates:
+            tokens = [tuple(self._tokens(action)) for action in prompt.actions]
+            single = all(len(t) == 1 for t in tokens) and len(set(tokens)) == len(tokens)
+            eos = self.tokenizer.eos_token_id
+            self._candidates[prompt.actions] = () if single else tuple(t + (eos,) for t in tokens)
+        return Query(prompt, self._candidates[prompt.actions])
+
+    def _prefix(self, instructions: str) -> KV:
+        if instructions not in self._prefixes:
+            ids = torch.tensor([self._tokens(self.chat.prefix(instructions))], device=self.device)
+            with self.lm.disable_adapter():
+                self._prefixes[instructions] = encode_prefix(self.lm, ids)
+        return self._prefixes[instructions]
+
+    def _generate(self, prompt: Prompt, greedy: bool) -> tuple[int, ...]:
+        """Sampled answer tokens (ending with the eos token unless cut at ``max_new_tokens``)."""
+        prefix = self._prefix(prompt.instructions)
+        ids = self._tokens(self.chat.prefix(prompt.instructions)) + self._tokens(self.chat.dynamic(prompt.text))
+        input_ids = torch.tensor([ids], device=self.device)
+        eos = self.tokenizer.eos_token_id
+        out = self.lm.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+            cache=DynamicCache(ddp_cache_data=prefix, config=self.lm.config),
+            do_sample=not greedy, temperature=self.config.temperature if not greedy else None, top_k=None, top_p=None,
+            max_new_tokens=self.config.max_new_tokens, eos_token_id=eos, pad_token_id=eos,
+        )
+        answer = out[0, len(ids):].tolist()
+        return tuple(answer[: answer.index(eos) + 1] if eos in answer else answer)
+
+    def _answer(self, tokens: tuple[int, ...]) -> str:
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return text.splitlines()[0].strip() if text else ""
+
+    # ---- forward passes -----------------------------------------------------------------------
+    def _results(self, queries: Sequence[Query], memo: dict[Query, QueryResult] | None = None) -> dict[Query, QueryResult]:
+        """The result of each distinct query, batched per instructions prefix; ``memo`` is read and filled."""
+        results: dict[Query, QueryResult] = {} if memo is None else memo
+        todo = defaultdict(list)
+        for query in dict.fromkeys(queries):
+            if query not in results:
+                todo[query.prompt.instructions].append(query)
+        for instructions, group in todo.items():
+            prefix = self._prefix(instructions)
+            for start in range(0, len(group), self.config.batch_size):
+                chunk = group[start : start + self.config.batch_size]
+                x = self._batch([self._lower_states(q, prefix) for q in chunk])
+                out = self.forward_module(prefix, x)
+                self.tokens_forwarded += int(x.prompt_mask.sum()) + (0 if x.continuation_mask is None else int(x.continuation_mask.sum()))
+                results.update(zip(chunk, self._read(chunk, x, out)))
+        return results if memo is None else {q: results[q] for q in queries}
+
+    def _lower_states(self, query: Query, prefix: KV) -> tuple[Tensor, list[Tensor]]:
+        """The frozen layers' output for the query's prompt and continuations (computed once, then cached)."""
+        if query in self._lower:
+            self._lower.move_to_end(query)
+            return self._lower[query]
+        ids = self._tokens(self.chat.dynamic(query.prompt.text))
+        embed = self.stack.embed_tokens
+        with torch.no_grad():
+            x = self._batch([(embed(torch.tensor(ids, device=self.device)),
+                              [embed(torch.tensor(c, device=self.device)) for c in query.continuations])])
+            out = run_layers(self.stack, range(self.first_trainable), prefix, x)
+        states = (out.prompts[0], [] if out.continuations is None else
+                  [h[:len(c)] for h, c in zip(out.continuations, query.continuations)])
+        self._lower[query] = states
+        if len(self._lower) > self.config.cache_size:
+            self._lower.popitem(last=False)
+        return states
+
+    @staticmethod
+    def _batch(items: Sequence[tuple[Tensor, list[Tensor]]]) -> Segments:
+        """Right-padded prompts and continuations (continuations in query order)."""
+        prompts = [p for p, _ in items]
+        masks = [torch.ones(len(p), dtype=torch.long, device=p.device) for p in prompts]
+        x = Segments(pad_sequence(prompts, batch_first=True), pad_sequence(masks, batch_first=True))
+        continuations = [c for _, cs in items for c in cs]
+        if continuations:
+            x.continuations = pad_sequence(continuations, batch_first=True)
+            x.continuation_mask = pad_sequence([torch.ones(len(c), dtype=torch.long, device=c.device) for c in continuations],
+                                               batch_first=True)
+            x.rows = torch.tensor([b for b, (_, cs) in enumerate(items) for _ in cs], device=prompts[0].device)
+        return x
+
+    def _read(self, chunk: Sequence[Query], x: Segments, out: NetworkOutput) -> list[QueryResult]:
+        """Per query: log-probs over its actions (or of its answer), entropy and value."""
+        mode, temperature = self.config.action_mode, self.config.temperature
+        token_logprobs = token_entropy = None
+        if x.continuations is not None:
+            tokens = pad_sequence([torch.tensor(c, device=self.device) for q in chunk for c in q.continuations],
+                                  batch_first=True)
+            logits = torch.cat([out.last_logits[x.rows, None], out.continuation_logits[:, :-1]], 1)
+            if mode is ActionMode.generate:
+                logits = logits / temperature
+            log_softmax = logits.float().log_softmax(-1)
+            mask = x.continuation_mask.to(log_softmax.dtype)
+            token_logprobs = log_softmax.gather(-1, tokens[..., None]).squeeze(-1) * mask
+            if mode is ActionMode.generate:
+                token_entropy = -(log_softmax.exp() * log_softmax).sum(-1) * mask
+        results, row = [], 0
+        for b, query in enumerate(chunk):
+            count = len(query.continuations)
+            if mode is ActionMode.generate and count == 0:  # a value query
+                results.append(QueryResult(out.values.new_zeros(0), out.values.new_zeros(()), out.values[b]))
+            elif mode is ActionMode.generate:
+                length = x.continuation_mask[row].sum()
+                results.append(QueryResult(token_logprobs[row].sum()[None], token_entropy[row].sum() / length, out.values[b]))
+            else:
+                if count == 0:
+                    ids = [self._tokens(a)[0] for a in query.prompt.actions]
+                    scores = out.last_logits[b, ids].float()
+                else:
+                    scores = token_logprobs[row : row + count].sum(1)
+                    if self.config.normalisation is Normalisation.mean:
+                        scores = scores / x.continuation_mask[row : row + count].sum(1)
+                logprobs = (scores / temperature).log_softmax(-1)
+                results.append(QueryResult(logprobs, -(logprobs.exp() * logprobs).sum(), out.values[b]))
+            row += count
+        return results

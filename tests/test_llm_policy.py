@@ -1,0 +1,184 @@
+"""The LLM policy's fast paths agree with plain forward passes of the same model; prompts, memo, save/load."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gymnasium as gym
+import pytest
+import torch
+from tiny_llm import tiny_model, tiny_tokenizer
+from transformers import DynamicCache
+
+from textgym.algorithms.evaluation import evaluate, slot_info, vector_env
+from textgym.policies.llm import LLMPolicy
+from textgym.policies.llm_config import LLMPolicyConfig
+from textgym.policies.llm_prompts import History
+
+frozen_lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False)
+guess_number = partial(gym.make, "textgym/GuessNumber-v0")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
+
+
+def make_policy(tokenizer, layers: int = 3, perturb: bool = True, **overrides) -> LLMPolicy:
+    policy = LLMPolicy(LLMPolicyConfig(**{"trainable_layers": 2, **overrides}), tiny_model(tokenizer, layers), tokenizer)
+    if perturb:  # non-zero adapters, so that the adapted policy differs from the base model
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for name, p in policy.lm.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.5)
+    return policy
+
+
+def states(env_fn, n: int = 4, steps: int = 2):
+    """Observations and infos of ``n`` slots after ``steps`` random steps (distinct states)."""
+    env = vector_env(env_fn, n)
+    observations, infos = env.reset(seed=0)
+    for _ in range(steps):
+        observations, _, _, _, infos = env.step(["right", "down", "up", "left"][:n])
+    return list(observations), [slot_info(infos, i) | {"instructions": env.envs[0].unwrapped.instructions} for i in range(n)]
+
+
+def plain_logprobs(policy: LLMPolicy, prompt, continuation: list[int]) -> torch.Tensor:
+    """Token log-probs of ``continuation`` after the prompt: one ordinary forward of the adapted model
+    over the base model's cached instructions prefix (the policy's definition)."""
+    prefix = policy._prefix(prompt.instructions)
+    ids = policy._tokens(policy.chat.dynamic(prompt.text)) + continuation
+    out = policy.lm(input_ids=torch.tensor([ids]), cache=DynamicCache(ddp_cache_data=prefix, config=policy.lm.config))
+    logprobs = out.logits[0].log_softmax(-1)
+    start = len(ids) - len(continuation)
+    return logprobs[start - 1 : len(ids) - 1].gather(-1, torch.tensor(continuation)[:, None]).squeeze(-1), logprobs[start - 1]
+
+
+@pytest.mark.parametrize("trainable_layers", [None, 1, 2])
+def test_single_token_actions_match_plain_forward(tokenizer, trainable_layers) -> None:
+    policy = make_policy(tokenizer, trainable_layers=trainable_layers)
+    observations, infos = states(frozen_lake)
+    with torch.no_grad():
+        decision = policy.decide(observations, infos)
+        for prompt, choice, logprob in zip(decision.prompts, decision.choices, decision.logprobs):
+            candidates = [policy._tokens(a)[0] for a in prompt.actions]
+            _, next_token = plain_logprobs(policy, prompt, [])
+            expected = next_token[candidates].log_softmax(-1)[choice]
+            assert logprob == pytest.approx(float(expected), abs=1e-5)
+
+
+@pytest.mark.parametrize("normalisation", ["sum", "mean"])
+def test_multi_token_actions_match_plain_forward(tokenizer, normalisation) -> None:
+    policy = make_policy(tokenizer, normalisation=normalisation)
+    env_fn = partial(gym.make, "textgym/GuessNumber-v0", low=90, high=120)  # multi-token numbers
+    observations, infos = states(env_fn, steps=0)
+    prompt = policy.history.prompts(observations, infos)[0]
+    assert policy._query(prompt).continuations  # the multi-token path
+    with torch.no_grad():
+        evaluation = policy.evaluate([prompt] * len(prompt.actions), range(len(prompt.actions)))
+        scores = []
+        for action in prompt.actions:
+            tokens, _ = plain_logprobs(policy, prompt, policy._tokens(action) + [tokenizer.eos_token_id])
+            scores.append(tokens.sum() if normalisation == "sum" else tokens.mean())
+    torch.testing.assert_close(evaluation.logprobs, torch.stack(scores).log_softmax(-1), atol=1e-5, rtol=0)
+
+
+def test_generated_answers_are_scored_like_plain_forward(tokenizer) -> None:
+    policy = make_policy(tokenizer, action_mode="generate", max_new_tokens=4)
+    observations, infos = states(frozen_lake, n=2)
+    with torch.no_grad():
+        decision = policy.decide(observations, infos)
+        for prompt, choice, logprob in zip(decision.prompts, decision.choices, decision.logprobs):
+            assert 1 <= len(choice) <= 4
+            tokens, _ = plain_logprobs(policy, prompt, list(choice))
+            assert logprob == pytest.approx(float(tokens.sum()), abs=1e-4)
+    assert all(isinstance(a, str) for a in decision.actions)
+
+
+def test_reference_is_the_base_model_and_kl_vanishes_without_adapters(tokenizer) -> None:
+    policy = make_policy(tokenizer)
+    observations, infos = states(frozen_lake)
+    with torch.no_grad():
+        decision = policy.decide(observations, infos)
+        adapted = policy.evaluate(decision.prompts, decision.choices, reference_memo={})
+        assert (adapted.kl > 1e-4).all()
+        base = make_policy(tokenizer, perturb=False)
+        untrained = base.evaluate(decision.prompts, decision.choices, reference_memo={})
+        torch.testing.assert_close(untrained.kl, torch.zeros(4), atol=1e-6, rtol=0)
+        with policy.lm.disable_adapter():
+            reference = policy.evaluate(decision.prompts, decision.choices)
+        torch.testing.assert_close(reference.logprobs, untrained.logprobs, atol=1e-5, rtol=0)
+
+
+def test_gradients_reach_only_adapters_and_value_head(tokenizer) -> None:
+    policy = make_policy(tokenizer)
+    observations, infos = states(frozen_lake)
+    with torch.no_grad():
+        decision = policy.decide(observations, infos)
+    evaluation = policy.evaluate(decision.prompts, decision.choices)
+    (evaluation.logprobs.sum() + evaluation.values.sum() + evaluation.entropies.sum()).backward()
+    adapters, value_head = policy.trainable_parameters()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in value_head)
+    assert sum(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in adapters) == len(adapters)
+    frozen = [p for p in policy.lm.parameters() if not p.requires_grad]
+    assert frozen and all(p.grad is None for p in frozen)
+
+
+def test_equal_states_share_one_forward_and_memo_spans_calls(tokenizer) -> None:
+    policy = make_policy(tokenizer)
+    env = vector_env(frozen_lake, 6)
+    observations, infos = env.reset(seed=0)  # six slots, all in the start state
+    infos = [slot_info(infos, i) for i in range(6)]
+    memo = {}
+    with torch.no_grad():
+        before = policy.tokens_forwarded
+        decision = policy.decide(list(observations), infos, memo=memo)
+        once = policy.tokens_forwarded - before
+        policy.decide(list(observations), [{k: v for k, v in i.items() if k != "instructions"} for i in infos], memo=memo)
+    assert len(set(decision.prompts)) == 1 and len(memo) == 1
+    assert once == len(policy._tokens(policy.chat.dynamic(decision.prompts[0].text)))
+    assert policy.tokens_forwarded - before == once
+
+
+def test_history_window_is_bounded_and_restarts_at_reset() -> None:
+    history = History(window=2)
+    info = {"valid_actions": ["a", "b"]}
+    history.prompts(["o1"], [info | {"instructions": "I"}])
+    for action, observation in [("a", "o2"), ("b", "o3"), ("a", "o4")]:
+        history.record([action])
+        [prompt] = history.prompts([observation], [info])
+    assert prompt.text == "o2\nYou answered: b\n\no3\nYou answered: a\n\no4" and prompt.instructions == "I"
+    history.record(["b"])
+    [prompt] = history.prompts(["new"], [info | {"instructions": "J"}])
+    assert prompt.text == "new" and prompt.instructions == "J" and prompt.actions == ("a", "b")
+
+
+def test_save_and_load_give_the_same_policy(tokenizer, tmp_path) -> None:
+    policy = make_policy(tokenizer)
+    with torch.no_grad():
+        policy.network.value_head.net[-1].bias.fill_(0.3)
+    policy.save(tmp_path)
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+    loaded = LLMPolicy.load(tmp_path, tiny_model(tokenizer, 3), tokenizer)
+    observations, infos = states(frozen_lake)
+    with torch.no_grad():
+        decision = policy.decide(observations, infos)
+        again = loaded.evaluate(decision.prompts, decision.choices)
+    torch.testing.assert_close(again.logprobs, decision.logprobs)
+    torch.testing.assert_close(again.values, decision.values)
+
+
+def test_acts_in_vector_envs_with_valid_actions(tokenizer) -> None:
+    for env_fn in (frozen_lake, guess_number):
+        metrics = evaluate(vector_env(env_fn, 4), make_policy(tokenizer, history=2), episodes=8, seed=0).metrics()
+        assert metrics["episodes"] == 8 and metrics["invalid_action_rate"] == 0.0
+
+
+def test_config_errors_give_the_reason() -> None:
+    with pytest.raises(ValueError, match="greedy"):
+        LLMPolicyConfig(temperature=0)
+    with pytest.raises(ValueError, match="LoRA"):
+        LLMPolicyConfig(lora_r=0)
+    with pytest.raises(ValueError, match="action_mode|ActionMode|'guess'"):
+        LLMPolicyConfig(action_mode="guess")
