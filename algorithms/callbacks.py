@@ -28,6 +28,12 @@ class TrainingContext:
     env_steps: int = 0
     last_episode: Episode | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
+    total_env_steps: int | None = None
+    """The training budget in env steps, for algorithms bounded by steps rather than episodes."""
+    update: int = 0
+    """Updates (rollout, then optimisation) done so far, for algorithms that work in updates (PPO)."""
+    transcripts: list[str] = field(default_factory=list)
+    """Sample transcripts of episodes from the latest update."""
 
 
 class Logger(Protocol):
@@ -49,6 +55,9 @@ class Callback:
     def on_eval(self, ctx: TrainingContext) -> None:
         """After each periodic evaluation (``ctx.last_eval`` holds its metrics)."""
 
+    def on_log(self, ctx: TrainingContext, metrics: dict[str, float]) -> None:
+        """When the algorithm reports its own metrics (e.g. stable-baselines3's ``train/loss``)."""
+
     def on_training_end(self, ctx: TrainingContext) -> None:
         """After the last episode."""
 
@@ -69,6 +78,10 @@ class CallbackList(Callback):
     def on_eval(self, ctx: TrainingContext) -> None:
         for callback in self.callbacks:
             callback.on_eval(ctx)
+
+    def on_log(self, ctx: TrainingContext, metrics: dict[str, float]) -> None:
+        for callback in self.callbacks:
+            callback.on_log(ctx, metrics)
 
     def on_training_end(self, ctx: TrainingContext) -> None:
         for callback in self.callbacks:
@@ -94,6 +107,8 @@ class LogMetrics(Callback):
                     "rollout/success_rate": sum(e.success for e in self.window) / n,
                     "rollout/mean_return": sum(e.reward for e in self.window) / n,
                     "rollout/mean_length": sum(e.length for e in self.window) / n,
+                    "rollout/invalid_action_rate": sum(e.invalid_actions for e in self.window)
+                    / max(sum(e.length for e in self.window), 1),
                     "rollout/env_steps": ctx.env_steps,
                 },
                 step=ctx.episode,
@@ -104,35 +119,74 @@ class LogMetrics(Callback):
     def on_eval(self, ctx: TrainingContext) -> None:
         self.logger.log({f"eval/{k}": v for k, v in ctx.last_eval.items()}, step=ctx.episode)
 
+    def on_log(self, ctx: TrainingContext, metrics: dict[str, float]) -> None:
+        self.logger.log(metrics, step=ctx.episode)
+
+
+class LogTranscripts(Callback):
+    """Sends each update's sample transcripts (``ctx.transcripts``) to W&B as a table ``rollout/transcripts``."""
+
+    def __init__(self, logger: Logger) -> None:
+        self.logger = logger
+        self.rows: list[list] = []
+
+    def on_log(self, ctx: TrainingContext, metrics: dict[str, float]) -> None:
+        if not ctx.transcripts:
+            return
+        import wandb  # only runs that produce transcripts pay for the import
+
+        self.rows += [[ctx.update, text] for text in ctx.transcripts]
+        self.logger.log({"rollout/transcripts": wandb.Table(columns=["update", "transcript"], data=self.rows)},
+                        step=ctx.episode)
+
+
+def progress_display() -> Progress:
+    """A rich progress display on stderr (text, bar, count, time left), silent off a terminal or in CI."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty() or bool(os.environ.get("CI")),
+    )
+
 
 class ProgressBar(Callback):
-    """A rich progress bar of episodes with the running success rate; silent off a terminal and in CI."""
+    """A rich progress bar of episodes (or env steps, given ``ctx.total_env_steps``) with the running
+    success rate; silent off a terminal and in CI.
 
-    def __init__(self, window: int = 100) -> None:
+    Given ``progress`` (a display that is already running, e.g. ``textgym benchmark``'s), the bar is
+    added to it as a row and removed at the end of training.
+    """
+
+    def __init__(self, window: int = 100, progress: Progress | None = None, label: str = "train") -> None:
         self.recent: deque[bool] = deque(maxlen=window)
-        self.progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("success {task.fields[success]:.2f}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not sys.stderr.isatty() or bool(os.environ.get("CI")),
-        )
+        self.shared = progress is not None
+        self.progress = progress if progress is not None else progress_display()
+        self.label = label
         self.task = None
 
     def on_training_start(self, ctx: TrainingContext) -> None:
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=ctx.total_episodes, success=0.0)
+        if not self.shared:
+            self.progress.start()
+        total = ctx.total_env_steps or ctx.total_episodes
+        self.task = self.progress.add_task(f"[bold]{self.label}", total=total)
 
     def on_episode_end(self, ctx: TrainingContext) -> bool:
         self.recent.append(ctx.last_episode.success)
         if ctx.episode % 50 == 0 or ctx.episode == ctx.total_episodes:
-            self.progress.update(self.task, completed=ctx.episode, success=sum(self.recent) / len(self.recent))
+            completed = ctx.env_steps if ctx.total_env_steps else ctx.episode
+            success = sum(self.recent) / len(self.recent)
+            description = f"[bold]{self.label}[/] success {success:.2f}"
+            self.progress.update(self.task, completed=completed, description=description)
         return True
 
     def on_training_end(self, ctx: TrainingContext) -> None:
-        self.progress.stop()
+        if self.shared:
+            self.progress.remove_task(self.task)
+        else:
+            self.progress.stop()
 
 
 class EvalHistory(Callback):

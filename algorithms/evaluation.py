@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import comb
 from typing import Any
 
 import gymnasium as gym
@@ -11,6 +13,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from textgym.policies.base import Policy
+
+EVAL_SEED_OFFSET = 1_000_000
+"""Evaluation reset seeds start here, far from training seeds, so evaluations play fresh episodes."""
 
 
 def vector_env(env_fn: Callable[[], gym.Env], num_envs: int) -> SyncVectorEnv:
@@ -36,6 +41,82 @@ class Episode:
     length: int
     success: bool
     invalid_actions: int
+    seed: int | None = None
+    """The reset seed that started it, which fixes its task; None when the vector env's autoreset drew it."""
+    violations: int | None = None
+    """Rules of the env's policy that the agent broke (``len(info["violations"])``); None if not reported."""
+
+
+def pass_hat_k(trials: int, successes: int, k: int) -> float:
+    """tau-bench's pass^k of one task: the chance that ``k`` of its runs, drawn without replacement, all
+    succeed.
+
+    ``C(successes, k) / C(trials, k)`` is the unbiased estimate of ``p**k`` (``p`` the task's success
+    probability) from ``successes`` out of ``trials`` runs.
+    """
+    if not 1 <= k <= trials:
+        raise ValueError(f"pass^{k} needs 1 <= k <= trials ({trials}): run each task at least k times")
+    return comb(successes, k) / comb(trials, k)
+
+
+class TaskTable:
+    """An evaluation grouped by task (reset seed): per-task sums from which every metric is a ratio.
+
+    Episodes without a seed count as tasks of their own. :meth:`estimates` computes the metrics on a
+    selection of tasks, so the point estimate and bootstrap resamples share one definition.
+    """
+
+    def __init__(self, episodes: Sequence[Episode]) -> None:
+        groups: dict[tuple[str, int], list[Episode]] = {}
+        for j, episode in enumerate(episodes):
+            task = ("episode", j) if episode.seed is None else ("seed", episode.seed)
+            groups.setdefault(task, []).append(episode)
+        tasks = list(groups.values())
+
+        def total(value: Callable[[Episode], float]) -> np.ndarray:
+            return np.array([sum(value(e) for e in task) for task in tasks], dtype=float)
+
+        self.trials = total(lambda e: 1)
+        self.successes = total(lambda e: e.success)
+        self.returns = total(lambda e: e.reward)
+        self.lengths = total(lambda e: e.length)
+        self.invalid = total(lambda e: e.invalid_actions)
+        reported = bool(episodes) and all(e.violations is not None for e in episodes)
+        self.violated = total(lambda e: e.violations > 0) if reported else None
+        """Episodes with at least one violation, per task; None when the env does not report violations."""
+        self.min_trials = int(self.trials.min()) if tasks else 0
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def pass_ks(self, max_k: int) -> range:
+        """The k of pass^k: 1 .. min(max_k, fewest runs of a task), when every task ran at least twice."""
+        return range(1, min(max_k, self.min_trials) + 1) if self.min_trials >= 2 else range(0)
+
+    def estimates(
+        self, tasks: np.ndarray, optimal_return: float | None = None, max_k: int = 4
+    ) -> dict[str, np.ndarray]:
+        """The metrics over the tasks indexed by ``tasks`` (shape ``(..., n)``: one row per selection).
+
+        Success rate, mean return and length per episode, the share of steps that were invalid
+        actions; where known, the share of episodes that broke the env's policy and the regret
+        ``V*(start) - mean return``; pass^k (the mean over tasks of :func:`pass_hat_k`) for :meth:`pass_ks`.
+        """
+        n = self.trials[tasks].sum(-1)
+        out = {
+            "success_rate": self.successes[tasks].sum(-1) / n,
+            "mean_return": self.returns[tasks].sum(-1) / n,
+            "mean_length": self.lengths[tasks].sum(-1) / n,
+            "invalid_action_rate": self.invalid[tasks].sum(-1) / np.maximum(self.lengths[tasks].sum(-1), 1),
+        }
+        if self.violated is not None:
+            out["violation_rate"] = self.violated[tasks].sum(-1) / n
+        if optimal_return is not None:
+            out["regret"] = optimal_return - out["mean_return"]
+        for k in self.pass_ks(max_k):
+            per_task = np.array([pass_hat_k(int(t), int(c), k) for t, c in zip(self.trials, self.successes)])
+            out[f"pass^{k}"] = per_task[tasks].mean(-1)
+        return out
 
 
 @dataclass
@@ -46,18 +127,12 @@ class EvalResult:
     optimal_return: float | None = None
     """``V*(start)`` within the step limit, on envs with exact ground truth."""
 
-    def metrics(self) -> dict[str, float]:
-        """Success rate, mean return, mean length, the share of invalid steps, and regret when known."""
-        steps = sum(e.length for e in self.episodes)
-        regret = {} if self.optimal_return is None else {"regret": self.optimal_return - np.mean([e.reward for e in self.episodes])}
-        return {
-            "episodes": len(self.episodes),
-            "success_rate": float(np.mean([e.success for e in self.episodes])),
-            "mean_return": float(np.mean([e.reward for e in self.episodes])),
-            "mean_length": float(np.mean([e.length for e in self.episodes])),
-            "invalid_action_rate": sum(e.invalid_actions for e in self.episodes) / max(steps, 1),
-            **regret,
-        }
+    def metrics(self, max_k: int = 4) -> dict[str, float]:
+        """The episode count and :meth:`TaskTable.estimates` over every task (pass^k up to ``max_k``)."""
+        table = TaskTable(self.episodes)
+        every_task = np.arange(len(table))
+        estimates = table.estimates(every_task, self.optimal_return, max_k)
+        return {"episodes": len(self.episodes), **{name: float(value) for name, value in estimates.items()}}
 
 
 def evaluate(
@@ -66,30 +141,76 @@ def evaluate(
     episodes: int,
     seed: int | None = None,
     optimal_return: float | None = None,
+    on_episode: Callable[[Episode], None] | None = None,
 ) -> EvalResult:
     """Run ``policy`` until ``episodes`` episodes have finished, spread evenly over the env's slots.
 
     Slot ``i`` runs ``episodes // n`` episodes (the first ``episodes % n`` slots one more), so short
     episodes are not over-represented. ``seed`` seeds slot ``i`` with ``seed + i``. With
     ``optimal_return`` (``V*(start)``), the metrics include the Monte-Carlo ``regret``.
+    ``on_episode`` is called with each finished episode (e.g. to advance a progress bar).
     """
     n = env.num_envs
     quota = [episodes // n + (i < episodes % n) for i in range(n)]
+    first = [None if seed is None else seed + i for i in range(n)]  # later episodes: the slot's autoreset
+    starts = [[first[i]] + [None] * (q - 1) if q else [] for i, q in enumerate(quota)]
+    return _play(env, policy, starts, optimal_return, on_episode)
+
+
+def evaluate_tasks(
+    env: gym.vector.VectorEnv,
+    policy: Policy,
+    task_seeds: Sequence[int],
+    optimal_return: float | None = None,
+    on_episode: Callable[[Episode], None] | None = None,
+) -> EvalResult:
+    """One episode per entry of ``task_seeds``, started by ``reset(seed=task_seeds[j])``.
+
+    A seed fixes a task (and the env's random draws within it), so a repeated seed is a repeated
+    trial of the same task: that is what pass^k (``EvalResult.metrics``) is measured on. The
+    episodes are dealt to the slots in turn; other arguments as for :func:`evaluate`.
+    """
+    n = env.num_envs
+    return _play(env, policy, [list(task_seeds[i::n]) for i in range(n)], optimal_return, on_episode)
+
+
+def _play(
+    env: gym.vector.VectorEnv,
+    policy: Policy,
+    starts: list[list[int | None]],
+    optimal_return: float | None,
+    on_episode: Callable[[Episode], None] | None,
+) -> EvalResult:
+    """Slot ``i`` plays one episode per entry of ``starts[i]``: from ``reset(seed=s)``, or for ``None``
+    from the vector env's own autoreset (unseeded at the start); afterwards the slot idles."""
+    n = env.num_envs
+    queues = [deque(slot) for slot in starts]
+    total = sum(map(len, queues))
     result = EvalResult(optimal_return=optimal_return)
     returns, lengths = np.zeros(n), np.zeros(n, dtype=int)
-    observations, infos = env.reset(seed=seed)
+    observations, infos = env.reset(seed=[queue[0] if queue else None for queue in queues])
+    slots = [slot_info(infos, i) for i in range(n)]
     policy.bind(env)
-    while len(result.episodes) < episodes:
-        actions = policy.act(list(observations), [slot_info(infos, i) for i in range(n)])
-        observations, rewards, terminated, truncated, infos = env.step(actions)
+    while len(result.episodes) < total:
+        observations, rewards, terminated, truncated, infos = env.step(policy.act(list(observations), slots))
+        slots = [slot_info(infos, i) for i in range(n)]
         returns += rewards
         lengths += 1
+        reseed, mask = [None] * n, np.zeros(n, dtype=bool)
         for i in np.flatnonzero(terminated | truncated):
-            if quota[i] > 0:
-                quota[i] -= 1
+            if queues[i]:
                 final = slot_info(infos["final_info"], i)
-                result.episodes.append(
-                    Episode(float(returns[i]), int(lengths[i]), bool(final["success"]), int(final["invalid_actions"]))
-                )
+                violations = len(final["violations"]) if "violations" in final else None
+                episode = Episode(float(returns[i]), int(lengths[i]), bool(final["success"]),
+                                  int(final["invalid_actions"]), queues[i].popleft(), violations)
+                result.episodes.append(episode)
+                if on_episode is not None:
+                    on_episode(episode)
+                if queues[i] and queues[i][0] is not None:
+                    reseed[i], mask[i] = queues[i][0], True
             returns[i], lengths[i] = 0.0, 0
+        if mask.any():  # replace the autoreset's unseeded episode by the slot's next task
+            observations, reset_infos = env.reset(seed=reseed, options={"reset_mask": mask})
+            for i in np.flatnonzero(mask):
+                slots[i] = slot_info(reset_infos, i)
     return result

@@ -1,4 +1,4 @@
-"""The ``textgym`` command: ``textgym train [overrides]`` and ``textgym list``."""
+"""The ``textgym`` command: ``train``, ``benchmark``, ``sweep-summary``, ``list`` and ``check``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ USAGE = """usage: textgym <command> [args]
 
 commands:
   train [hydra overrides]   train and evaluate, e.g. textgym train env=frozenlake algorithm=sarsa algorithm.alpha=0.2
-                            (-m sweeps: textgym train -m algorithm.gamma=0.9,0.99 reward.step=0,-0.01)
+                            (-m sweeps: textgym train -m algorithm.gamma=0.9,0.99 reward.step=0,-0.01,
+                            or a ready one: textgym train -m sweep=grid launcher=joblib)
+  benchmark [hydra overrides]
+                            policies x envs x seeds with bootstrap CIs, pass^k and a leaderboard, e.g.
+                            textgym benchmark policies=[random,oracle,tabular] envs=[frozenlake,wordle]
+  sweep-summary <dir> [--objective METRIC]
+                            one table and a plot of the results.json of every job of a -m sweep dir
   list                      every registered textgym env with a one-line description
   check <env-id>            is the env sound? (check_env, determinism, invalid actions, episode ends,
                             rewards, rendering, copies, and its tabular_mdp() against sampling)
@@ -55,6 +61,15 @@ def main() -> None:
 
         sys.argv = ["textgym-train", *args]
         train()
+    elif command == "benchmark":
+        from textgym.benchmark import benchmark
+
+        sys.argv = ["textgym-benchmark", *args]
+        benchmark()
+    elif command == "sweep-summary":
+        from textgym.sweep_summary import main as sweep_summary
+
+        sys.exit(sweep_summary(args))
     elif command == "list":
         list_envs()
     elif command == "check" and len(args) == 1:

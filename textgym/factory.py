@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 from hydra.core.config_store import ConfigStore
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from textgym.algorithms.ppo_config import PPOConfig
+from textgym.algorithms.sb3 import DQNConfig, MaskablePPOConfig, SB3Learner
 from textgym.algorithms.tabular import TabularConfig, TabularLearner
 from textgym.loggers import LoggerConfig
 from textgym.policies.base import Policy
+from textgym.policies.llm_config import LLMPolicyConfig
 
-ALGORITHMS: dict[type, type] = {TabularConfig: TabularLearner}
-"""Algorithm config dataclass -> the algorithm class it configures."""
+ALGORITHMS: dict[type, type | str] = {
+    TabularConfig: TabularLearner,
+    PPOConfig: "textgym.algorithms.ppo.PPO",
+    DQNConfig: SB3Learner,  # stable-baselines3 and torch are imported when learn() starts
+    MaskablePPOConfig: SB3Learner,
+}
+"""Algorithm config dataclass -> the algorithm class it configures, or the class's dotted path (imported
+only when used, for algorithms that import torch)."""
+POLICIES: dict[type, str] = {LLMPolicyConfig: "textgym.policies.llm.LLMPolicy"}
+"""Policy config dataclass -> the dotted path of the policy class built as ``Class(config)`` (imported when used)."""
 
 
 def store_schemas() -> None:
     """Register the dataclass schemas that type-check the YAML configs."""
     cs = ConfigStore.instance()
     cs.store(name="tabular_schema", group="algorithm", node=TabularConfig)
+    cs.store(name="ppo_schema", group="algorithm", node=PPOConfig)
+    cs.store(name="dqn_schema", group="algorithm", node=DQNConfig)
+    cs.store(name="maskable_ppo_schema", group="algorithm", node=MaskablePPOConfig)
+    cs.store(name="llm_schema", group="policy", node=LLMPolicyConfig)
     cs.store(name="logger_schema", group="logger", node=LoggerConfig)
 
 
@@ -40,8 +56,27 @@ def make_env(env: DictConfig, reward: Mapping[str, float] | None = None, **kwarg
 
 
 def make_policy(policy: DictConfig) -> Policy:
-    """The policy that the ``policy`` node's ``_target_`` names."""
+    """The policy that the ``policy`` node's schema (see ``POLICIES``) or its ``_target_`` names."""
+    schema = OmegaConf.get_type(policy)
+    if schema in POLICIES:
+        return get_class(POLICIES[schema])(OmegaConf.to_object(policy))
     return instantiate(policy, _convert_="all")
+
+
+def load_policy(policy: DictConfig, directory: Path) -> Policy:
+    """A trained policy: ``Class.load(directory)``, the class found as :func:`make_policy` finds it.
+
+    The convention every trainable policy follows: ``save(directory)`` writes what it learned, and the
+    classmethod ``load(directory)`` returns the policy (TabularPolicy, SB3Policy, LLMPolicy).
+    """
+    schema = OmegaConf.get_type(policy)
+    cls = get_class(POLICIES[schema] if schema in POLICIES else policy._target_)
+    if not callable(getattr(cls, "load", None)):
+        raise TypeError(f"{cls.__name__} has no classmethod load(directory): it cannot read a checkpoint")
+    if not Path(directory).is_dir():
+        raise FileNotFoundError(f"checkpoint directory {directory} does not exist: train one with "
+                                "textgym train (the run's output dir is the checkpoint) or fix the path")
+    return cls.load(directory)
 
 
 def make_algorithm(algorithm: DictConfig, seed: int) -> Any:
@@ -49,4 +84,5 @@ def make_algorithm(algorithm: DictConfig, seed: int) -> Any:
     config = OmegaConf.to_object(algorithm)
     if type(config) not in ALGORITHMS:
         raise ValueError(f"no algorithm is registered for config type {type(config).__name__}")
-    return ALGORITHMS[type(config)](config, seed=seed)
+    algorithm = ALGORITHMS[type(config)]
+    return (get_class(algorithm) if isinstance(algorithm, str) else algorithm)(config, seed=seed)

@@ -39,6 +39,12 @@ class NullLogger:
     def log(self, metrics: dict[str, float], step: int) -> None:
         pass
 
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        pass
+
+    def log_images(self, images: dict[str, Path]) -> None:
+        pass
+
     def finish(self, summary: dict[str, Any]) -> None:
         pass
 
@@ -79,6 +85,18 @@ class WandbLogger:
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         self.run.log(metrics, step=step)
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """A table (e.g. a leaderboard) under ``key``."""
+        import wandb
+
+        self.run.log({key: wandb.Table(columns=columns, data=rows)})
+
+    def log_images(self, images: dict[str, Path]) -> None:
+        """PNG files, each under its key."""
+        import wandb
+
+        self.run.log({key: wandb.Image(str(path)) for key, path in images.items()})
 
     def finish(self, summary: dict[str, Any]) -> None:
         self.run.summary.update(summary)

@@ -12,8 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from textgym.algorithms.callbacks import EvalHistory, LogMetrics, ProgressBar
-from textgym.algorithms.evaluation import evaluate, vector_env
+from textgym.algorithms.callbacks import EvalHistory, LogMetrics, LogTranscripts, ProgressBar
+from textgym.algorithms.evaluation import EVAL_SEED_OFFSET, evaluate, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
 from textgym.factory import make_algorithm, make_env, make_policy, store_schemas
 from textgym.loggers import make_logger
@@ -25,7 +25,11 @@ store_schemas()
 
 @hydra.main(config_path="pkg://textgym.conf", config_name="config", version_base="1.3")
 def train(cfg: DictConfig) -> float:
-    """Train, evaluate, write ``config.yaml``, ``results.json`` and the policy; return the success rate."""
+    """Train, evaluate, write ``config.yaml``, ``results.json`` and the policy; return the success rate.
+
+    In a multirun, every job's W&B group and ``results.json["sweep"]["id"]`` are the sweep's id (its
+    dir), which ``textgym sweep-summary`` groups by.
+    """
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
@@ -44,18 +48,19 @@ def train(cfg: DictConfig) -> float:
     policy = make_policy(cfg.policy)
     algorithm = make_algorithm(cfg.algorithm, seed=cfg.seed)
     history = EvalHistory()
-    algorithm.learn(env_fn, policy, [ProgressBar(), LogMetrics(logger), history])
+    algorithm.learn(env_fn, policy, [ProgressBar(), LogMetrics(logger), LogTranscripts(logger), history])
     policy.save(out)
     if history.rows:
         plot_learning_curve(history.rows, out / "learning_curve.png")
+        (out / "learning_curve.json").write_text(json.dumps([{"episode": e, **m} for e, m in history.rows], indent=1))
 
     eval_env = vector_env(env_fn, cfg.eval.num_envs)
     ground_truth = GroundTruth.of(eval_env.envs[0])
     optimal = ground_truth.optimal_return if ground_truth else None
-    metrics = evaluate(eval_env, policy, cfg.eval.episodes, seed=cfg.seed + 1_000_000, optimal_return=optimal).metrics()
+    metrics = evaluate(eval_env, policy, cfg.eval.episodes, seed=cfg.seed + EVAL_SEED_OFFSET, optimal_return=optimal).metrics()
     eval_env.close()
     results = {"env": cfg.env.id, "algorithm": hc.runtime.choices.algorithm, "overrides": list(hc.overrides.task),
-               "metrics": metrics}
+               "sweep": {"id": sweep_group, "job": job} if multirun else None, "metrics": metrics}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     logger.finish({f"final/{k}": v for k, v in metrics.items()})
     log.info("results in %s", out)
