@@ -136,3 +136,22 @@ def test_config_errors_give_the_reason() -> None:
         PPOConfig(gamma=1.5)
     with pytest.raises(TypeError, match="policy=llm"):
         PPO(PPOConfig()).learn(frozen_lake, object())
+
+
+def test_cli_under_accelerate_launch_trains_on_two_processes(tmp_path: Path) -> None:
+    """``accelerate launch -m textgym train``: the multi-GPU command, here as 2 gloo processes on the CPU."""
+    save_tiny(tmp_path / "tiny")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+              "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", "-m", "textgym", "train",
+              "env=frozenlake", "env.kwargs.is_slippery=false", "policy=llm", "policy.model=tiny", "policy.trainable_layers=null",
+              "algorithm=ppo", "algorithm.total_updates=2", "algorithm.num_envs=4", "algorithm.num_steps=4",
+              "algorithm.checkpoint_every=1", "eval.episodes=4", "logger=none"]
+    run = subprocess.run([*launch, "hydra.run.dir=run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("final success rate") == 1  # only rank 0 evaluates and writes results
+    checkpoint = tmp_path / "run" / "checkpoints" / "update-000002"
+    assert (checkpoint / "rng-0.pt").exists() and (checkpoint / "rng-1.pt").exists()
+    assert (tmp_path / "run" / "results.json").exists()
+    unnamed = subprocess.run(launch, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert unnamed.returncode != 0 and "hydra.run.dir" in unnamed.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from textgym.algorithms.callbacks import EvalHistory, LogMetrics, LogTranscripts
 from textgym.algorithms.evaluation import EVAL_SEED_OFFSET, evaluate, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
 from textgym.factory import make_algorithm, make_env, make_policy, store_schemas
-from textgym.loggers import make_logger
+from textgym.loggers import NullLogger, make_logger
 from textgym.plots import plot_learning_curve
 
 log = logging.getLogger(__name__)
@@ -29,26 +30,35 @@ def train(cfg: DictConfig) -> float:
 
     In a multirun, every job's W&B group and ``results.json["sweep"]["id"]`` are the sweep's id (its
     dir), which ``textgym sweep-summary`` groups by.
+
+    Under ``accelerate launch`` (several processes, ``RANK``/``WORLD_SIZE`` set), every process trains and
+    only rank 0 logs, saves and evaluates; the processes must share ``hydra.run.dir``.
     """
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    main_process = _check_processes(hc.overrides.hydra)
     multirun = hc.mode == RunMode.MULTIRUN
     job = OmegaConf.select(hc, "job.num", default=None)
     sweep_group = Path(hc.sweep.dir).as_posix().replace("/", "_") if multirun else None
-    logger = make_logger(
-        OmegaConf.to_object(cfg.logger),
-        OmegaConf.to_container(cfg, resolve=True),
-        out,
-        name=f"{cfg.env.id.split('/')[-1]}-{hc.runtime.choices.algorithm}" + (f"-{job}" if multirun else ""),
-        group=sweep_group,
-    )
+    if not main_process:
+        logger = NullLogger()
+    else:
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        logger = make_logger(
+            OmegaConf.to_object(cfg.logger),
+            OmegaConf.to_container(cfg, resolve=True),
+            out,
+            name=f"{cfg.env.id.split('/')[-1]}-{hc.runtime.choices.algorithm}" + (f"-{job}" if multirun else ""),
+            group=sweep_group,
+        )
 
     env_fn = partial(make_env, cfg.env, cfg.reward)
     policy = make_policy(cfg.policy)
     algorithm = make_algorithm(cfg.algorithm, seed=cfg.seed)
     history = EvalHistory()
     algorithm.learn(env_fn, policy, [ProgressBar(), LogMetrics(logger), LogTranscripts(logger), history])
+    if not main_process:
+        return float("nan")
     policy.save(out)
     if history.rows:
         plot_learning_curve(history.rows, out / "learning_curve.png")
@@ -66,3 +76,13 @@ def train(cfg: DictConfig) -> float:
     log.info("results in %s", out)
     print(f"final success rate {metrics['success_rate']:.3f} over {metrics['episodes']} episodes ({out})")  # noqa: T201
     return metrics["success_rate"]
+
+
+def _check_processes(hydra_overrides: list[str]) -> bool:
+    """Whether this is the main process; several processes need one output dir, given on the command line."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(o.startswith("hydra.run.dir=") for o in hydra_overrides):
+        raise ValueError(
+            "several processes (accelerate launch) must write to one output dir: add hydra.run.dir=<dir> "
+            "(each process would otherwise pick its own timestamped dir)"
+        )
+    return int(os.environ.get("RANK", "0")) == 0
