@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from episodes import Chooser, oracle, play, random_valid
 
 from textgym.envs.base import InvalidAction
 from textgym.envs.customer_service import (
@@ -44,32 +44,18 @@ ID = "textgym/CustomerService-v0"
 HARD = {"num_orders": 5, "num_requests": 2, "forbidden_rate": 0.5, "ambiguous_opening": True}
 
 
-def play(env: gym.Env, seed: int, choose: Callable[[dict], str]) -> tuple[dict, list[str]]:
-    """One episode with ``choose(info)``; the last info and the observations."""
-    observation, info = env.reset(seed=seed)
-    observations = [observation]
-    for _ in range(100):
-        observation, _, terminated, truncated, info = env.step(choose(info))
-        observations.append(observation)
-        if terminated or truncated:
-            return info, observations
-    raise AssertionError("episode did not end")
+def listed_oracle(env: gym.Env, info: dict) -> str:
+    """The oracle, whose actions must all be listed."""
+    action = oracle(env, info)
+    assert action in info["valid_actions"]
+    return action
 
 
-def oracle(env: gym.Env) -> Callable[[dict], str]:
-    def choose(info: dict) -> str:
-        action = env.unwrapped.oracle_action()
-        assert action in info["valid_actions"]
-        return action
-
-    return choose
-
-
-def compliant(env: gym.Env) -> Callable[[dict], str]:
+def compliant() -> Chooser:
     """The oracle, except that it does whatever the customer asks instead of refusing, then hangs up."""
     done = []
 
-    def choose(info: dict) -> str:
+    def choose(env: gym.Env, info: dict) -> str:
         action = env.unwrapped.oracle_action()
         if action == SAY[Intent.REFUSE]:
             action = "end_conversation()" if done else str(env.unwrapped.solutions[env.unwrapped.focus])
@@ -267,14 +253,14 @@ def test_unknown_references_are_invalid_not_violations() -> None:
 def test_oracle_always_succeeds(kwargs: dict) -> None:
     env = gym.make(ID, **kwargs)
     for seed in range(200):
-        info, _ = play(env, seed, oracle(env))
+        info = play(env, seed, listed_oracle)[-1].info
         assert info["success"] and info["violations"] == [] and info["db_diff"] == [], seed
 
 
 def test_random_valid_actions_fail() -> None:
     env = gym.make(ID)
-    rng = np.random.default_rng(0)
-    results = [play(env, seed, lambda info: str(rng.choice(info["valid_actions"])))[0] for seed in range(300)]
+    choose = random_valid(np.random.default_rng(0))
+    results = [play(env, seed, choose)[-1].info for seed in range(300)]
     assert np.mean([info["success"] for info in results]) <= 0.01
     assert sum(len(info["violations"]) for info in results) > 100
 
@@ -283,7 +269,7 @@ def test_doing_what_is_forbidden_is_named_and_fails() -> None:
     env = gym.make(ID, forbidden_rate=1.0)
     named = Counter()
     for seed in range(300):
-        info, _ = play(env, seed, compliant(env))
+        info = play(env, seed, compliant())[-1].info
         request = env.unwrapped.persona.requests[0]
         if request.kind is RequestKind.TRACK:
             assert info["success"]
@@ -308,7 +294,7 @@ def test_violation_is_a_reward_term() -> None:
 def test_db_diff_names_what_changed() -> None:
     env = gym.make(ID, forbidden_rate=1.0)
     for seed in range(50):
-        info, _ = play(env, seed, compliant(env))
+        info = play(env, seed, compliant())[-1].info
         if env.unwrapped.persona.requests[0].kind is RequestKind.CANCEL:
             order_id = env.unwrapped.persona.requests[0].order_id
             assert info["db_diff"] == [
@@ -362,8 +348,8 @@ def test_phrasings_vary_with_the_seed() -> None:
 
 def test_same_seed_same_oracle_transcript() -> None:
     env = gym.make(ID, **HARD)
-    assert play(env, 7, oracle(env))[1] == play(env, 7, oracle(env))[1]
-    assert play(env, 7, oracle(env))[1] != play(env, 8, oracle(env))[1]
+    assert play(env, 7, listed_oracle).observations == play(env, 7, listed_oracle).observations
+    assert play(env, 7, listed_oracle).observations != play(env, 8, listed_oracle).observations
 
 
 def test_two_requests_come_one_after_the_other() -> None:
@@ -372,7 +358,7 @@ def test_two_requests_come_one_after_the_other() -> None:
         env.reset(seed=seed)
         persona = env.unwrapped.persona
         assert len(persona.requests) == 2 and persona.requests[0].order_id != persona.requests[1].order_id
-        _, observations = play(env, seed, oracle(env))
+        observations = play(env, seed, listed_oracle).observations
         replies = [obs.splitlines()[1] for obs in observations if obs.startswith("You sent")]
         assert sum(any(also in reply for also in ALSO) for reply in replies) == 1
         assert all(request.order_id in " ".join(replies) for request in persona.requests)
@@ -442,8 +428,7 @@ def test_customer_is_swappable() -> None:
     observation, _ = env.reset(seed=0)
     assert "I need help:" in observation and "\x07" not in observation and "!" * 400 not in observation
     for seed in range(100):
-        info, _ = play(env, seed, oracle(env))
-        assert info["success"], seed
+        assert play(env, seed, listed_oracle)[-1].info["success"], seed
 
 
 def test_observations_are_printable_and_bounded() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import partial
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from episodes import oracle, oracle_observations, play, random_valid, success_rate
 
 from textgym.algorithms.evaluation import evaluate, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
@@ -22,32 +22,17 @@ from textgym.policies.random import RandomPolicy
 ID = "textgym/GuessNumber-v0"
 
 
-def play(env: gym.Env, seed: int, choose: Callable[[dict], str]) -> tuple[bool, int]:
-    """Play one episode with ``choose(info)``; return success and the number of steps."""
-    _, info = env.reset(seed=seed)
-    for steps in range(1, 100):
-        *_, terminated, truncated, info = env.step(choose(info))
-        if terminated or truncated:
-            return info["success"], steps
-    raise AssertionError("episode did not end")
-
-
 @pytest.mark.parametrize(("low", "high", "max_guesses"), [(1, 16, 6), (1, 8, 4), (1, 100, 7), (-5, 5, 4)])
 def test_binary_search_oracle_always_wins(low: int, high: int, max_guesses: int) -> None:
     env = gym.make(ID, low=low, high=high, max_guesses=max_guesses)
-    results = [play(env, seed, lambda info: env.unwrapped.oracle_action()) for seed in range(200)]
-    assert all(success for success, _ in results)
-    assert max(steps for _, steps in results) <= math.ceil(math.log2(high - low + 2))
+    episodes = [play(env, seed, oracle) for seed in range(200)]
+    assert all(episode[-1].info["success"] for episode in episodes)
+    assert max(len(episode) for episode in episodes) <= math.ceil(math.log2(high - low + 2))
 
 
 def test_random_policy_is_near_chance() -> None:
     """Uniform guesses over the listed whole range win about 1 - (15/16)**6 = 0.32 of the time."""
-    env = gym.make(ID)
-    rng = np.random.default_rng(0)
-    def choose(info: dict) -> str:
-        return str(rng.choice(info["valid_actions"]))
-
-    rate = np.mean([play(env, seed, choose)[0] for seed in range(400)])
+    rate = success_rate(gym.make(ID), random_valid(np.random.default_rng(0)), 400)
     assert 0.2 < rate < 0.45
 
 
@@ -143,12 +128,7 @@ def test_bad_kwargs_are_named(kwargs: dict, message: str) -> None:
 
 
 def test_fixed_seed_transcript() -> None:
-    env = gym.make(ID)
-    observation, _ = env.reset(seed=0)
-    transcript = [observation]
-    for _ in range(3):
-        transcript.append(env.step(env.unwrapped.oracle_action())[0])
-    assert transcript == [
+    assert oracle_observations(ID, 0, 3) == [
         "The number is between 1 and 16. 6 guesses left.",
         "8 is too low: the number is higher.\nThe number is between 9 and 16. 5 guesses left.",
         "12 is too low: the number is higher.\nThe number is between 13 and 16. 4 guesses left.",

@@ -8,6 +8,7 @@ from functools import partial
 import gymnasium as gym
 import numpy as np
 import pytest
+from episodes import oracle, play, random_valid
 
 from textgym.algorithms.evaluation import evaluate, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
@@ -36,25 +37,10 @@ gym.register(COIN_ID, entry_point=TicTacToeEnv, max_episode_steps=50,
              kwargs={"opponent": "minimax", "first_player": "random", "opponent_epsilon": 0.3})
 
 
-def play(env: gym.Env, seed: int, policy: str, rng: np.random.Generator | None = None) -> list[tuple]:
-    """One episode of the oracle or of random valid actions, as (action, observation, reward, info) steps."""
-    _, info = env.reset(seed=seed)
-    steps = []
-    while True:
-        if policy == "oracle":
-            action = env.unwrapped.oracle_action()
-        else:
-            action = str(rng.choice(info["valid_actions"]))
-        observation, reward, terminated, truncated, info = env.step(action)
-        steps.append((action, observation, reward, info))
-        if terminated or truncated:
-            return steps
-
-
 def outcomes(policy: str, episodes: int = 200, **kwargs: object) -> Counter:
     env = gym.make(ENV_ID, **kwargs)
-    rng = np.random.default_rng(0)
-    return Counter(play(env, seed, policy, rng)[-1][3]["outcome"] for seed in range(episodes))
+    choose = oracle if policy == "oracle" else random_valid(np.random.default_rng(0))
+    return Counter(play(env, seed, choose)[-1].info["outcome"] for seed in range(episodes))
 
 
 def test_oracle_beats_random_opponent() -> None:
@@ -124,13 +110,13 @@ def test_result_terms_and_outcome() -> None:
     _, info = env.reset(seed=0)
     assert info["outcome"] is None
     seen = {}
-    rng = np.random.default_rng(1)
+    choose = random_valid(np.random.default_rng(1))
     for seed in range(40):
-        *_, (_, observation, reward, info) = play(env, seed, "random", rng)
+        _, observation, reward, *_, info = play(env, seed, choose)[-1]
         seen[info["outcome"]] = (reward, info["reward_terms"], info["success"], observation.splitlines()[-1])
     assert seen["loss"] == (0.0, {"step": 0.0, "failure": 0.0}, False, "Game over: you lost.")
     assert seen["draw"] == (0.5, {"step": 0.0, "draw": 0.5}, False, "Game over: it is a draw.")
-    *_, (_, observation, reward, info) = play(gym.make(ENV_ID), 0, "oracle")
+    _, observation, reward, *_, info = play(gym.make(ENV_ID), 0, oracle)[-1]
     assert (reward, info["reward_terms"], info["outcome"]) == (1.0, {"step": 0.0, "success": 1.0}, "win")
     assert info["success"]
     assert info["valid_actions"] == []
@@ -138,7 +124,7 @@ def test_result_terms_and_outcome() -> None:
 
 def test_draw_weight_override() -> None:
     env = gym.make(ENV_ID, opponent="minimax", reward={"draw": 0.0, "failure": -1.0})
-    *_, (_, _, reward, info) = play(env, 0, "oracle")
+    _, _, reward, *_, info = play(env, 0, oracle)[-1]
     assert info["outcome"] == "draw" and reward == 0.0
 
 
@@ -166,17 +152,17 @@ def test_bad_kwargs_are_named(kwargs: dict, message: str) -> None:
 
 
 def test_fixed_seed_transcript() -> None:
-    steps = play(gym.make(ENV_ID), 0, "oracle")
-    assert [action for action, *_ in steps] == ["a1", "b1", "c1"]
-    assert steps[0][1] == (
+    steps = play(gym.make(ENV_ID), 0, oracle)
+    assert [step.action for step in steps] == ["a1", "b1", "c1"]
+    assert steps[0].observation == (
         "You marked a1; O replied a3.\n   a b c\n1  X . .\n2  . . .\n3  O . .\nYou are X. Your move."
     )
-    assert steps[-1][1] == (
+    assert steps[-1].observation == (
         "You marked c1 and completed a line: you win!\n"
         "   a b c\n1  X X X\n2  O . .\n3  O . .\nGame over: you won."
     )
-    assert [info["state"] for *_, info in steps] == ["X.....O..", "XX.O..O..", "XXXO..O.."]
-    assert play(gym.make(ENV_ID), 0, "oracle") == steps
+    assert [step.info["state"] for step in steps] == ["X.....O..", "XX.O..O..", "XXXO..O.."]
+    assert play(gym.make(ENV_ID), 0, oracle) == steps
 
 
 # ---- ground truth: the exact MDP against the env's own opponent --------------------------------------

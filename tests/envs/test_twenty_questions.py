@@ -7,6 +7,7 @@ import string
 import gymnasium as gym
 import numpy as np
 import pytest
+from episodes import oracle, play, random_valid, success_rate
 
 from textgym.envs.base import InvalidAction
 from textgym.envs.twenty_questions import Ask, Guess, load_table, parse_move
@@ -15,25 +16,9 @@ ENV_ID = "textgym/TwentyQuestions-v0"
 TABLE = load_table()
 
 
-def play(env: gym.Env, seed: int, policy: str, rng: np.random.Generator | None = None) -> list[tuple]:
-    """One episode of the oracle or of random valid actions, as (action, observation, reward, info) steps."""
-    _, info = env.reset(seed=seed)
-    steps = []
-    while True:
-        if policy == "oracle":
-            action = env.unwrapped.oracle_action()
-        else:
-            action = str(rng.choice(info["valid_actions"]))
-        observation, reward, terminated, truncated, info = env.step(action)
-        steps.append((action, observation, reward, info))
-        if terminated or truncated:
-            return steps
-
-
-def success_rate(policy: str, episodes: int = 300, **kwargs: object) -> float:
-    env = gym.make(ENV_ID, **kwargs)
-    rng = np.random.default_rng(0)
-    return float(np.mean([play(env, seed, policy, rng)[-1][3]["success"] for seed in range(episodes)]))
+def policy_success(policy: str, episodes: int = 300, **kwargs: object) -> float:
+    choose = oracle if policy == "oracle" else random_valid(np.random.default_rng(0))
+    return success_rate(gym.make(ENV_ID, **kwargs), choose, episodes)
 
 
 def test_table_is_unique_and_ascii() -> None:
@@ -47,21 +32,21 @@ def test_oracle_always_finds_the_object_within_nine_turns() -> None:
     env = gym.make(ENV_ID)
     turns = []
     for seed in range(300):
-        steps = play(env, seed, "oracle")
-        assert steps[-1][3]["success"]
-        assert all("wrong_guess" not in info["reward_terms"] for *_, info in steps)
+        steps = play(env, seed, oracle)
+        assert steps[-1].info["success"]
+        assert all("wrong_guess" not in step.info["reward_terms"] for step in steps)
         turns.append(len(steps))
     assert max(turns) == 9 and 7 <= np.mean(turns) <= 8  # measured: at most 9, mean 7.5
 
 
 def test_oracle_under_tighter_budgets() -> None:
-    assert success_rate("oracle", max_questions=9) == 1.0
-    assert 0.85 <= success_rate("oracle", max_questions=8) < 1.0  # measured 0.94
-    assert success_rate("oracle", num_objects=16, max_questions=6) >= 0.98  # measured 0.996
+    assert policy_success("oracle", max_questions=9) == 1.0
+    assert 0.85 <= policy_success("oracle", max_questions=8) < 1.0  # measured 0.94
+    assert policy_success("oracle", num_objects=16, max_questions=6) >= 0.98  # measured 0.996
 
 
 def test_random_policy_rarely_succeeds() -> None:
-    assert success_rate("random", 200) <= 0.3  # measured 0.18
+    assert policy_success("random", 200) <= 0.3  # measured 0.18
 
 
 @pytest.mark.parametrize(
@@ -179,8 +164,8 @@ def test_bad_kwargs_are_named(kwargs: dict, message: str) -> None:
 
 
 def test_fixed_seed_transcript() -> None:
-    steps = play(gym.make(ENV_ID), 0, "oracle")
-    assert play(gym.make(ENV_ID), 0, "oracle") == steps
+    steps = play(gym.make(ENV_ID), 0, oracle)
+    assert play(gym.make(ENV_ID), 0, oracle) == steps
     questions = [
         "can you hold it in one hand?",
         "is it usually found outdoors?",
@@ -190,9 +175,10 @@ def test_fixed_seed_transcript() -> None:
         "is it a mammal?",
         "can it fly?",
     ]
-    assert [action for action, *_ in steps] == [f"ask: {q}" for q in questions] + ["guess: snake"]
-    assert steps[0][1].startswith("Can you hold it in one hand? No.\nObjects in play (72): airplane, ant,")
-    assert steps[-1][1].endswith("- can it fly? no\nWrong guesses: none.\nTurns left: 12 of 20.")
+    assert [step.action for step in steps] == [f"ask: {q}" for q in questions] + ["guess: snake"]
+    first, last = steps[0].observation, steps[-1].observation
+    assert first.startswith("Can you hold it in one hand? No.\nObjects in play (72): airplane, ant,")
+    assert last.endswith("- can it fly? no\nWrong guesses: none.\nTurns left: 12 of 20.")
     env = gym.make(ENV_ID)
     secrets = set()
     for seed in range(20):

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from episodes import oracle, oracle_observations, play, random_valid, success_rate
 
 from textgym.envs.base import InvalidAction
 from textgym.envs.wordle import WordleEnv, feedback, lexicon, render
 
 ID = "textgym/Wordle-v0"
-
-
-def play(env: gym.Env, seed: int, choose: Callable[[dict], str]) -> tuple[bool, int]:
-    """Play one episode with ``choose(info)``; return success and the number of steps."""
-    _, info = env.reset(seed=seed)
-    for steps in range(1, 100):
-        *_, terminated, truncated, info = env.step(choose(info))
-        if terminated or truncated:
-            return info["success"], steps
-    raise AssertionError("episode did not end")
 
 
 @pytest.mark.parametrize(
@@ -54,19 +44,14 @@ def test_word_lists() -> None:
 @pytest.mark.parametrize("kwargs", [{}, {"hard_mode": True}, {"num_answers": 140}, {"max_guesses": 5}])
 def test_oracle_always_wins(kwargs: dict) -> None:
     env = gym.make(ID, **kwargs)
-    results = [play(env, seed, lambda info: env.unwrapped.oracle_action()) for seed in range(200)]
-    assert all(success for success, _ in results)
-    assert np.mean([steps for _, steps in results]) < 3.5
+    episodes = [play(env, seed, oracle) for seed in range(200)]
+    assert all(episode[-1].info["success"] for episode in episodes)
+    assert np.mean([len(episode) for episode in episodes]) < 3.5
 
 
 def test_random_listed_words_mostly_lose() -> None:
     """Random picks from the listing (half of it ruled out) win about 0.3 of the games."""
-    env = gym.make(ID)
-    rng = np.random.default_rng(0)
-    def choose(info: dict) -> str:
-        return str(rng.choice(info["valid_actions"]))
-
-    rate = np.mean([play(env, seed, choose)[0] for seed in range(200)])
+    rate = success_rate(gym.make(ID), random_valid(np.random.default_rng(0)), 200)
     assert 0.1 < rate < 0.5
 
 
@@ -162,12 +147,7 @@ def test_bad_kwargs_are_named(kwargs: dict, message: str) -> None:
 
 
 def test_fixed_seed_transcript() -> None:
-    env = gym.make(ID)
-    observation, _ = env.reset(seed=0)
-    transcript = [observation]
-    for _ in range(3):
-        transcript.append(env.step(env.unwrapped.oracle_action())[0])
-    assert transcript == [
+    assert oracle_observations(ID, 0, 3) == [
         "No guesses yet.\n6 guesses left.",
         "TRACE is not it.\nTRACE -> Y Y G . .\n5 guesses left.",
         "SMART is not it.\nTRACE -> Y Y G . .\nSMART -> G . G Y Y\n4 guesses left.",
