@@ -189,13 +189,15 @@ def solve(
     objective: Objective = Objective.reward,
     policy: Sequence[np.ndarray] | None = None,
     tolerance: float = 1e-12,
+    max_iterations: int = 1_000_000,
 ) -> Solution:
     """Optimal values (or those of a fixed ``policy``) by value iteration.
 
     ``horizon=None`` solves the infinite-horizon discounted problem (needs ``gamma < 1`` or a proper
     MDP); ``horizon=H`` gives the values with ``H`` steps left, which honours a step limit (the values a
     time-limited episode can earn from its start). ``policy[i]`` is a distribution over
-    ``mdp.actions[i]``; when given, the values are that policy's (exact policy evaluation).
+    ``mdp.actions[i]``; when given, the values are that policy's (exact policy evaluation). Without a
+    horizon, values that have not converged after ``max_iterations`` backups raise ``ValueError``.
     """
     flat = _flat(mdp)
     v = np.zeros(len(mdp.states))
@@ -208,6 +210,11 @@ def solve(
         v = new_v
         if done:
             break
+        if steps >= max_iterations:
+            raise ValueError(
+                f"values did not converge in {max_iterations} backups: with gamma={gamma} some policy collects "
+                "reward forever; pass horizon=<step limit> or gamma < 1"
+            )
     _, greedy = _greedy(mdp, flat, q)
     per_state = [q[flat.first_pair[i] : flat.first_pair[i] + len(a)] for i, a in enumerate(mdp.actions)]
     return Solution(v, per_state, greedy)

@@ -66,3 +66,10 @@ def test_enumeration_checks_probabilities_and_size() -> None:
         enumerate_mdp({0: 1.0}, lambda s: ["go"], branches, str, RewardSpec())
     with pytest.raises(ValueError, match="more than 10 reachable states"):
         enumerate_mdp({0: 1.0}, lambda s: ["go"], lambda s, a: [Branch(1.0, s + 1, {}, False)], str, RewardSpec(), max_states=10)
+
+
+def test_non_convergence_is_an_error_not_a_hang() -> None:
+    mdp = enumerate_mdp({0: 1.0}, lambda s: ["stay"], lambda s, a: [Branch(1.0, 0, {}, False)], str, RewardSpec(step=-1.0))
+    with pytest.raises(ValueError, match="did not converge"):
+        solve(mdp, gamma=1.0, max_iterations=1000)
+    assert solve(mdp, gamma=1.0, horizon=5).v[0] == -5.0
