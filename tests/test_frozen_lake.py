@@ -87,3 +87,11 @@ def test_bad_arguments_are_named() -> None:
         gym.make("textgym/FrozenLake-v0", map_name="5x5")
     with pytest.raises(ValueError, match="render_mode"):
         gym.make("textgym/FrozenLake-v0", render_mode="rgb_array")
+
+
+def test_oracle_walks_the_shortest_path_on_ice_that_does_not_slip() -> None:
+    env = gym.make("textgym/FrozenLake-v0", is_slippery=False)
+    env.reset(seed=0)
+    for steps in range(1, 7):
+        *_, terminated, _, info = env.step(env.unwrapped.oracle_action())
+    assert terminated and info["success"] and steps == 6
