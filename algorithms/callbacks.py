@@ -11,12 +11,15 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from textgym.algorithms.evaluation import Episode
+
+if TYPE_CHECKING:
+    from textgym.algorithms.value_calibration import ValueCalibration
 
 
 @dataclass
@@ -34,6 +37,8 @@ class TrainingContext:
     """Updates (rollout, then optimisation) done so far, for algorithms that work in updates (PPO)."""
     transcripts: list[str] = field(default_factory=list)
     """Sample transcripts of episodes from the latest update."""
+    value_calibration: ValueCalibration | None = None
+    """The value head against exact values at the latest evaluation (PPO, on envs with ground truth)."""
 
 
 class Logger(Protocol):

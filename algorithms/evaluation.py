@@ -34,6 +34,21 @@ def slot_info(infos: Mapping[str, Any], i: int) -> dict[str, Any]:
 
 
 @dataclass
+class Step:
+    """One turn of a recorded episode (``evaluate(..., record=True)``)."""
+
+    observation: str
+    info: dict[str, Any]
+    """The info that came with the observation (``valid_actions``; ``instructions`` at the episode's start)."""
+    action: str
+    reward: float
+    terminated: bool
+    truncated: bool
+    next_info: dict[str, Any]
+    """The step's own info (``reward_terms``, ``success``, ...)."""
+
+
+@dataclass
 class Episode:
     """One finished episode, as the evaluation records it."""
 
@@ -45,6 +60,8 @@ class Episode:
     """The reset seed that started it, which fixes its task; None when the vector env's autoreset drew it."""
     violations: int | None = None
     """Rules of the env's policy that the agent broke (``len(info["violations"])``); None if not reported."""
+    steps: list[Step] | None = None
+    """Its turns, when the evaluation records them (``record=True``)."""
 
 
 def pass_hat_k(trials: int, successes: int, k: int) -> float:
@@ -142,19 +159,21 @@ def evaluate(
     seed: int | None = None,
     optimal_return: float | None = None,
     on_episode: Callable[[Episode], None] | None = None,
+    record: bool = False,
 ) -> EvalResult:
     """Run ``policy`` until ``episodes`` episodes have finished, spread evenly over the env's slots.
 
     Slot ``i`` runs ``episodes // n`` episodes (the first ``episodes % n`` slots one more), so short
     episodes are not over-represented. ``seed`` seeds slot ``i`` with ``seed + i``. With
     ``optimal_return`` (``V*(start)``), the metrics include the Monte-Carlo ``regret``.
-    ``on_episode`` is called with each finished episode (e.g. to advance a progress bar).
+    ``on_episode`` is called with each finished episode (e.g. to advance a progress bar). With ``record``,
+    each episode keeps its turns (``Episode.steps``), e.g. for a trajectory dataset.
     """
     n = env.num_envs
     quota = [episodes // n + (i < episodes % n) for i in range(n)]
     first = [None if seed is None else seed + i for i in range(n)]  # later episodes: the slot's autoreset
     starts = [[first[i]] + [None] * (q - 1) if q else [] for i, q in enumerate(quota)]
-    return _play(env, policy, starts, optimal_return, on_episode)
+    return _play(env, policy, starts, optimal_return, on_episode, record)
 
 
 def evaluate_tasks(
@@ -163,6 +182,7 @@ def evaluate_tasks(
     task_seeds: Sequence[int],
     optimal_return: float | None = None,
     on_episode: Callable[[Episode], None] | None = None,
+    record: bool = False,
 ) -> EvalResult:
     """One episode per entry of ``task_seeds``, started by ``reset(seed=task_seeds[j])``.
 
@@ -171,7 +191,7 @@ def evaluate_tasks(
     episodes are dealt to the slots in turn; other arguments as for :func:`evaluate`.
     """
     n = env.num_envs
-    return _play(env, policy, [list(task_seeds[i::n]) for i in range(n)], optimal_return, on_episode)
+    return _play(env, policy, [list(task_seeds[i::n]) for i in range(n)], optimal_return, on_episode, record)
 
 
 def _play(
@@ -180,6 +200,7 @@ def _play(
     starts: list[list[int | None]],
     optimal_return: float | None,
     on_episode: Callable[[Episode], None] | None,
+    record: bool = False,
 ) -> EvalResult:
     """Slot ``i`` plays one episode per entry of ``starts[i]``: from ``reset(seed=s)``, or for ``None``
     from the vector env's own autoreset (unseeded at the start); afterwards the slot idles."""
@@ -188,12 +209,20 @@ def _play(
     total = sum(map(len, queues))
     result = EvalResult(optimal_return=optimal_return)
     returns, lengths = np.zeros(n), np.zeros(n, dtype=int)
+    steps: list[list[Step]] = [[] for _ in range(n)]
     observations, infos = env.reset(seed=[queue[0] if queue else None for queue in queues])
     slots = [slot_info(infos, i) for i in range(n)]
     policy.bind(env)
     while len(result.episodes) < total:
-        observations, rewards, terminated, truncated, infos = env.step(policy.act(list(observations), slots))
+        actions = policy.act(list(observations), slots)
+        seen, before = list(observations), slots
+        observations, rewards, terminated, truncated, infos = env.step(actions)
         slots = [slot_info(infos, i) for i in range(n)]
+        for i in range(n):
+            if record and queues[i]:  # the slot plays a counted episode (not idling after its quota)
+                ended = terminated[i] or truncated[i]
+                steps[i].append(Step(seen[i], before[i], actions[i], float(rewards[i]), bool(terminated[i]),
+                                     bool(truncated[i]), slot_info(infos["final_info"], i) if ended else slots[i]))
         returns += rewards
         lengths += 1
         reseed, mask = [None] * n, np.zeros(n, dtype=bool)
@@ -202,13 +231,14 @@ def _play(
                 final = slot_info(infos["final_info"], i)
                 violations = len(final["violations"]) if "violations" in final else None
                 episode = Episode(float(returns[i]), int(lengths[i]), bool(final["success"]),
-                                  int(final["invalid_actions"]), queues[i].popleft(), violations)
+                                  int(final["invalid_actions"]), queues[i].popleft(), violations,
+                                  steps[i] if record else None)
                 result.episodes.append(episode)
                 if on_episode is not None:
                     on_episode(episode)
                 if queues[i] and queues[i][0] is not None:
                     reseed[i], mask[i] = queues[i][0], True
-            returns[i], lengths[i] = 0.0, 0
+            returns[i], lengths[i], steps[i] = 0.0, 0, []
         if mask.any():  # replace the autoreset's unseeded episode by the slot's next task
             observations, reset_infos = env.reset(seed=reseed, options={"reset_mask": mask})
             for i in np.flatnonzero(mask):

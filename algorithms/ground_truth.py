@@ -10,15 +10,17 @@ from textgym.policies.tabular import StateKey, TabularPolicy
 
 
 class GroundTruth:
-    """The solved MDP behind one env: ``Q*`` for a discount, and ``V*`` of the start within the step limit.
+    """The solved MDP behind one env: ``Q*`` and ``V*`` for a discount ``gamma`` (infinite-horizon), and
+    ``V*`` of the start within the step limit.
 
     ``optimal_return`` is the best expected (undiscounted) episode return within ``horizon`` steps,
     the ``V*(start)`` that regret is measured from.
     """
 
     def __init__(self, mdp: TabularMDP, horizon: int, gamma: float = 1.0) -> None:
-        self.mdp, self.horizon = mdp, horizon
-        self.q_star = solve(mdp, gamma=gamma).q
+        self.mdp, self.horizon, self.gamma = mdp, horizon, gamma
+        optimal = solve(mdp, gamma=gamma)
+        self.q_star, self.v_star = optimal.q, optimal.v
         self.optimal_return = start_value(mdp, solve(mdp, horizon=horizon))
 
     @classmethod

@@ -31,8 +31,10 @@ from torch import Tensor
 
 from textgym.algorithms.callbacks import Callback, CallbackList, TrainingContext
 from textgym.algorithms.evaluation import Episode, evaluate, slot_info, vector_env
+from textgym.algorithms.ground_truth import GroundTruth
 from textgym.algorithms.ppo_config import LRSchedule, PPOConfig
 from textgym.algorithms.ppo_functions import explained_variance, gae, policy_loss, value_loss, whiten
+from textgym.algorithms.value_calibration import ValueRecorder, value_calibration
 from textgym.policies.llm import Choice, Decision, LLMPolicy
 from textgym.policies.llm_prompts import History, Prompt
 
@@ -114,6 +116,8 @@ class PPO:
         history = History(policy.config.history)  # the rollout envs' own, apart from evaluations'
         observations, infos = envs.reset(seed=self.seed + 10_000 * start + cfg.num_envs * acc.process_index)
         tracker = EpisodeTracker(cfg.num_envs, cfg.transcripts)
+        # on envs with exact ground truth, evaluations also measure the value head against it
+        truth = GroundTruth.of(envs.envs[0], cfg.gamma) if cfg.eval_every and acc.is_main_process else None
         callback.on_training_start(ctx)
 
         for update in range(start + 1, cfg.total_updates + 1):
@@ -161,8 +165,12 @@ class PPO:
             callback.on_log(ctx, metrics)
             if cfg.eval_every and update % cfg.eval_every == 0 and acc.is_main_process:
                 eval_env = vector_env(env_fn, min(cfg.num_envs, cfg.eval_episodes))
-                ctx.last_eval = evaluate(eval_env, policy, cfg.eval_episodes, seed=self.seed + 1_000 * update).metrics()
+                player = policy if truth is None else ValueRecorder(policy)
+                ctx.last_eval = evaluate(eval_env, player, cfg.eval_episodes, seed=self.seed + 1_000 * update).metrics()
                 eval_env.close()
+                if truth is not None:
+                    ctx.value_calibration = value_calibration(player, truth)
+                    ctx.last_eval |= ctx.value_calibration.metrics()
                 callback.on_eval(ctx)
             if cfg.checkpoint_every and (update % cfg.checkpoint_every == 0 or update == cfg.total_updates):
                 self.save_checkpoint(policy, optimizer, ctx)

@@ -82,7 +82,8 @@ class PPOConfig:
     resume: bool = False
     """Continue from the newest checkpoint in ``checkpoint_dir``, if there is one."""
     eval_every: int = 0
-    """Updates between evaluations through the shared evaluation path (0: none)."""
+    """Updates between evaluations through the shared evaluation path (0: none); on envs with exact ground
+    truth they also measure the value head against it (``eval/value_*``, see ``algorithms.value_calibration``)."""
     eval_episodes: int = 64
     """Episodes per evaluation."""
     transcripts: int = 2

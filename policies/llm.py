@@ -124,6 +124,8 @@ class LLMPolicy(Policy):
         self._lower: OrderedDict[Query, tuple[Tensor, list[Tensor]]] = OrderedDict()
         self._ids: dict[str, list[int]] = {}
         self._candidates: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
+        if config.init_from is not None:
+            self.load_weights(config.init_from)
 
     # ---- the Policy interface ---------------------------------------------------------------------
     def act(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -144,13 +146,24 @@ class LLMPolicy(Policy):
     ) -> LLMPolicy:
         """A policy written by :meth:`save` (its base model loaded by name, unless given)."""
         directory = Path(directory)
-        policy = cls(LLMPolicyConfig(**json.loads((directory / "llm_policy.json").read_text())), model, tokenizer)
+        saved = json.loads((directory / "llm_policy.json").read_text())
+        policy = cls(LLMPolicyConfig(**saved | {"init_from": None}), model, tokenizer)  # its own weights follow
         policy.load_weights(directory)
         return policy
 
     def load_weights(self, directory: str | Path) -> None:
         """Read the adapters and the value head written by :meth:`save` into this policy."""
         directory = Path(directory)
+        if not (directory / "llm_policy.json").exists():
+            raise FileNotFoundError(f"{directory} holds no LLM policy (llm_policy.json): give the output dir of a "
+                                    "textgym train run with policy=llm, or a PPO checkpoint dir")
+        saved = json.loads((directory / "llm_policy.json").read_text())
+        shape = ("model", "lora_r", "lora_target_modules", "trainable_layers", "value_hidden")
+        differ = [f"{k}={saved.get(k)!r} there, {getattr(self.config, k)!r} here" for k in shape
+                  if saved.get(k) != getattr(self.config, k)]
+        if differ:
+            raise ValueError(f"the policy in {directory} was built differently ({'; '.join(differ)}): "
+                             "set the same policy.* values to load it")
         adapters = load_file(directory / "adapter" / "adapter_model.safetensors", device=str(self.device))
         set_peft_model_state_dict(self.lm, adapters)
         self.network.value_head.load_state_dict(load_file(directory / "value_head.safetensors", device=str(self.device)))

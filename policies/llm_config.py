@@ -67,6 +67,9 @@ class LLMPolicyConfig:
     """Weights' dtype (``float32``, ``bfloat16``); mixed precision during training is the algorithm's setting."""
     seed: int = 0
     """Seed of the sampling generator."""
+    init_from: str | None = None
+    """A directory written by ``LLMPolicy.save`` (an ``algorithm=sft`` run, a PPO checkpoint) whose adapters and
+    value head the policy starts from, e.g. PPO after SFT; its LoRA settings must match these."""
 
     def __post_init__(self) -> None:
         self.action_mode = ActionMode(self.action_mode)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:  # recording prompts (textgym collect) needs no transformers
+    from transformers import PreTrainedTokenizerBase
 
 _SLOT = "\x00user message\x00"
 
@@ -27,6 +28,10 @@ class Prompt:
     """The user's message: earlier turns (if any) and the observation."""
     actions: tuple[str, ...]
     """The valid actions (the candidates in score mode)."""
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat the template renders: the instructions as the system turn, the text as the user turn."""
+        return [{"role": "system", "content": self.instructions}, {"role": "user", "content": self.text}]
 
 
 class ChatFormat:
@@ -46,7 +51,7 @@ class ChatFormat:
         self.suffix = rendered.split(_SLOT)[1]
 
     def _render(self, instructions: str) -> str:
-        messages = [{"role": "system", "content": instructions}, {"role": "user", "content": _SLOT}]
+        messages = Prompt(instructions, _SLOT, ()).messages()
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def prefix(self, instructions: str) -> str:
@@ -56,6 +61,15 @@ class ChatFormat:
     def dynamic(self, text: str) -> str:
         """The user's message and the template text after it (the assistant's answer starts next)."""
         return text + self.suffix
+
+    def example(self, prompt: Prompt, action: str) -> tuple[list[int], list[int]]:
+        """Token ids of ``prompt`` as the policy runs it (prefix and dynamic part tokenized apart), and of the
+        answer ``action`` followed by the end token, as the policy scores and generates answers (for SFT)."""
+        prompt_ids = self._ids(self.prefix(prompt.instructions)) + self._ids(self.dynamic(prompt.text))
+        return prompt_ids, self._ids(action) + [self.tokenizer.eos_token_id]
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 class History:

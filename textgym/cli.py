@@ -1,4 +1,4 @@
-"""The ``textgym`` command: ``train``, ``benchmark``, ``sweep-summary``, ``list`` and ``check``."""
+"""The ``textgym`` command: ``train``, ``collect``, ``benchmark``, ``sweep-summary``, ``list`` and ``check``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ commands:
   train [hydra overrides]   train and evaluate, e.g. textgym train env=frozenlake algorithm=sarsa algorithm.alpha=0.2
                             (-m sweeps: textgym train -m algorithm.gamma=0.9,0.99 reward.step=0,-0.01,
                             or a ready one: textgym train -m sweep=grid launcher=joblib)
+  collect [hydra overrides] record a policy's episodes as a trajectory dataset (Hugging Face datasets), e.g.
+                            textgym collect env=frozenlake policy=oracle episodes=100 output=data/lake
   benchmark [hydra overrides]
                             policies x envs x seeds with bootstrap CIs, pass^k and a leaderboard, e.g.
                             textgym benchmark policies=[random,oracle,tabular] envs=[frozenlake,wordle]
@@ -61,6 +63,11 @@ def main() -> None:
 
         sys.argv = ["textgym-train", *args]
         train()
+    elif command == "collect":
+        from textgym.collect import collect
+
+        sys.argv = ["textgym-collect", *args]
+        collect()
     elif command == "benchmark":
         from textgym.benchmark import benchmark
 

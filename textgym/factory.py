@@ -11,8 +11,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from textgym.algorithms.grpo_config import GRPOConfig
 from textgym.algorithms.ppo_config import PPOConfig
 from textgym.algorithms.sb3 import DQNConfig, MaskablePPOConfig, SB3Learner
+from textgym.algorithms.sft_config import SFTConfig
 from textgym.algorithms.tabular import TabularConfig, TabularLearner
 from textgym.loggers import LoggerConfig
 from textgym.policies.base import Policy
@@ -21,6 +23,8 @@ from textgym.policies.llm_config import LLMPolicyConfig
 ALGORITHMS: dict[type, type | str] = {
     TabularConfig: TabularLearner,
     PPOConfig: "textgym.algorithms.ppo.PPO",
+    SFTConfig: "textgym.algorithms.sft.SFT",
+    GRPOConfig: "textgym.algorithms.grpo.GRPO",
     DQNConfig: SB3Learner,  # stable-baselines3 and torch are imported when learn() starts
     MaskablePPOConfig: SB3Learner,
 }
@@ -35,6 +39,8 @@ def store_schemas() -> None:
     cs = ConfigStore.instance()
     cs.store(name="tabular_schema", group="algorithm", node=TabularConfig)
     cs.store(name="ppo_schema", group="algorithm", node=PPOConfig)
+    cs.store(name="sft_schema", group="algorithm", node=SFTConfig)
+    cs.store(name="grpo_schema", group="algorithm", node=GRPOConfig)
     cs.store(name="dqn_schema", group="algorithm", node=DQNConfig)
     cs.store(name="maskable_ppo_schema", group="algorithm", node=MaskablePPOConfig)
     cs.store(name="llm_schema", group="policy", node=LLMPolicyConfig)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from textgym.algorithms.callbacks import EvalHistory, LogMetrics, LogTranscripts, ProgressBar
 from textgym.algorithms.evaluation import EVAL_SEED_OFFSET, evaluate, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
+from textgym.algorithms.value_calibration import LogValueCalibration
 from textgym.factory import make_algorithm, make_env, make_policy, store_schemas
 from textgym.loggers import NullLogger, make_logger
 from textgym.plots import plot_learning_curve
@@ -56,7 +57,8 @@ def train(cfg: DictConfig) -> float:
     policy = make_policy(cfg.policy)
     algorithm = make_algorithm(cfg.algorithm, seed=cfg.seed)
     history = EvalHistory()
-    algorithm.learn(env_fn, policy, [ProgressBar(), LogMetrics(logger), LogTranscripts(logger), history])
+    callbacks = [ProgressBar(), LogMetrics(logger), LogTranscripts(logger), LogValueCalibration(logger), history]
+    algorithm.learn(env_fn, policy, callbacks)
     if not main_process:
         return float("nan")
     policy.save(out)

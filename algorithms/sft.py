@@ -1,0 +1,83 @@
+"""Supervised fine-tuning of an LLM policy on recorded episodes with TRL's ``SFTTrainer`` (``algorithm=sft``).
+
+The examples are tokenized here, by the policy's own :class:`~textgym.policies.llm_prompts.ChatFormat` and
+:class:`~textgym.policies.llm_prompts.History` (its ``policy.history`` window), so each example's prompt is
+token for token the prompt the policy acts on; the loss is on the answer only (the action and the end token:
+what score mode ranks and generate mode writes). Only the policy's LoRA adapters train, so the result saves
+and loads as any LLM policy (``LLMPolicy.save`` / ``load``) and can start PPO (``policy.init_from=<dir>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import torch
+import trl
+from accelerate.state import AcceleratorState
+from datasets import Dataset
+from transformers import PrinterCallback
+
+from textgym.algorithms.callbacks import Callback
+from textgym.algorithms.sft_config import SFTConfig
+from textgym.algorithms.trajectories import load_trajectories, select
+from textgym.algorithms.trl_callbacks import TrainerLogs
+from textgym.policies.llm import LLMPolicy
+from textgym.policies.llm_prompts import ChatFormat, History
+
+log = logging.getLogger(__name__)
+
+
+def sft_examples(turns: Dataset, chat: ChatFormat, history: int) -> Dataset:
+    """Pre-tokenized examples (``input_ids``, ``completion_mask``), one per recorded turn, with the prompts
+    rebuilt by a :class:`History` of ``history`` earlier turns per episode."""
+    examples, episode, window = [], None, History(history)
+    for row in turns:
+        if row["episode"] != episode:  # the rows of an episode are consecutive, in turn order
+            episode, window = row["episode"], History(history)
+        info = {"valid_actions": row["valid_actions"]} | ({"instructions": row["instructions"]} if row["turn"] == 0 else {})
+        prompt = window.prompts([row["observation"]], [info])[0]
+        window.record([row["action"]])
+        prompt_ids, answer_ids = chat.example(prompt, row["action"])
+        examples.append({"input_ids": prompt_ids + answer_ids, "completion_mask": [0] * len(prompt_ids) + [1] * len(answer_ids)})
+    return Dataset.from_list(examples)
+
+
+class SFT:
+    """Imitates the episodes of a ``textgym collect`` dataset (``algorithm=sft``)."""
+
+    def __init__(self, config: SFTConfig, seed: int = 0) -> None:
+        self.config = config
+        self.seed = seed
+
+    def learn(self, env_fn: Callable[[], gym.Env], policy: LLMPolicy, callbacks: Sequence[Callback] = ()) -> LLMPolicy:
+        if not isinstance(policy, LLMPolicy):
+            raise TypeError(f"SFT trains an LLM policy (policy=llm), not {type(policy).__name__}")
+        cfg = self.config
+        dataset, metadata = load_trajectories(cfg.dataset)
+        env = env_fn()
+        if metadata.get("env_id") not in (None, env.spec.id if env.spec else None):
+            log.warning("the dataset was recorded on %s, the run's env is %s", metadata["env_id"], env.spec.id)
+        env.close()
+        turns = select(dataset, cfg.keep)
+        if len(turns) == 0:
+            raise ValueError(f"keep={cfg.keep.value} leaves no episode of {cfg.dataset}: collect more episodes, "
+                             "or keep=all / keep=best")
+        examples = sft_examples(turns, ChatFormat(policy.tokenizer), policy.config.history)
+        log.info("SFT on %d turns of %d episodes", len(examples), len(set(turns["episode"])))
+        with tempfile.TemporaryDirectory(prefix="textgym-sft-") as scratch:
+            args = trl.SFTConfig(
+                output_dir=scratch, num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.logging_steps,
+                bf16=cfg.bf16, use_cpu=cfg.cpu or not torch.cuda.is_available(), seed=self.seed, completion_only_loss=True, max_length=None,
+                gradient_checkpointing=False, save_strategy="no", report_to="none", disable_tqdm=True,
+            )
+            trainer = trl.SFTTrainer(model=policy.lm, args=args, train_dataset=examples,
+                                     processing_class=policy.tokenizer, callbacks=[TrainerLogs(callbacks)])
+            trainer.remove_callback(PrinterCallback)  # logs go to the textgym callbacks, not stdout
+            trainer.train()
+        AcceleratorState._reset_state()  # process-wide: PPO's Accelerator may then set its own precision
+        policy.lm.eval()
+        return policy

@@ -1,0 +1,210 @@
+"""Trajectory datasets, SFT on them with the policy's own prompts, ``policy.init_from``, and the TRL GRPO bridge."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from accelerate.state import AcceleratorState
+from datasets import Dataset
+from tiny_llm import save_tiny, tiny_model, tiny_tokenizer
+from transformers.utils import get_json_schema
+
+from textgym.algorithms.evaluation import evaluate, evaluate_tasks, vector_env
+from textgym.algorithms.grpo import GRPO, EpisodeTools, TextActionTools, environment_factory, tools_class
+from textgym.algorithms.grpo_config import GRPOConfig
+from textgym.algorithms.sft import SFT, sft_examples
+from textgym.algorithms.sft_config import Keep, SFTConfig
+from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories, select
+from textgym.policies.llm import LLMPolicy
+from textgym.policies.llm_config import LLMPolicyConfig
+from textgym.policies.llm_prompts import ChatFormat, History
+from textgym.policies.oracle import OraclePolicy
+
+guess_number8 = partial(gym.make, "textgym/GuessNumber8-v0")
+small_lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False, desc=["SFF", "FHF", "FFG"],
+                     max_episode_steps=8, reward={"bump": -0.05})
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread than on two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_policy(tokenizer, **overrides) -> LLMPolicy:
+    config = LLMPolicyConfig(**{"trainable_layers": None, "lora_r": 8, "lora_target_modules": ALL_LINEAR, **overrides})
+    return LLMPolicy(config, tiny_model(tokenizer), tokenizer)
+
+
+def oracle_dataset(directory: Path, episodes: int = 40, trials: int = 1, history: int = 0) -> list[dict]:
+    seeds = [task for task in range(episodes) for _ in range(trials)]
+    result = evaluate_tasks(vector_env(guess_number8, 8), OraclePolicy(), seeds, record=True)
+    rows = episode_rows(result.episodes, "textgym/GuessNumber8-v0", 0, history)
+    save_trajectories(rows, {"env_id": "textgym/GuessNumber8-v0", "seed": 0}, directory)
+    return rows
+
+
+def test_recorded_turns_are_the_episodes_with_the_prompts_the_policy_builds(tmp_path: Path) -> None:
+    result = evaluate_tasks(vector_env(guess_number8, 3), OraclePolicy(), [5, 6, 7, 5], record=True)
+    rows = episode_rows(result.episodes, "textgym/GuessNumber8-v0", 0, history=1)
+    save_trajectories(rows, {"env_id": "textgym/GuessNumber8-v0", "seed": 0}, tmp_path / "data")
+    dataset, metadata = load_trajectories(tmp_path / "data")
+    assert metadata == {"env_id": "textgym/GuessNumber8-v0", "seed": 0}
+    assert len(dataset) == sum(e.length for e in result.episodes)
+    for number, episode in enumerate(result.episodes):
+        turns = dataset.filter(lambda e, n=number: e == n, input_columns="episode")
+        assert turns["turn"] == list(range(episode.length)) and set(turns["task"]) == {episode.seed}
+        assert sum(turns["reward"]) == pytest.approx(episode.reward)
+        assert all(sum(json.loads(t).values()) == pytest.approx(r) for t, r in zip(turns["reward_terms"], turns["reward"]))
+        assert turns["terminated"][-1] and not any(turns["terminated"][:-1])
+        assert json.loads(turns["info"][-1])["success"] == episode.success
+        # the prompts are the LLM policy's: replaying the episode through its History gives the same chats
+        history = History(1)
+        for k, row in enumerate(turns):
+            info = {"valid_actions": row["valid_actions"]} | ({"instructions": row["instructions"]} if k == 0 else {})
+            assert history.prompts([row["observation"]], [info])[0].messages() == row["prompt"]
+            history.record([row["action"]])
+            assert row["completion"] == [{"role": "assistant", "content": row["action"]}]
+    later = [row for row in dataset if row["turn"] > 0]
+    assert later and all("You answered: " in row["prompt"][1]["content"] for row in later)  # history=1 shows it
+    assert evaluate(vector_env(guess_number8, 2), OraclePolicy(), 2).episodes[0].steps is None  # off by default
+
+
+def test_keep_selects_successes_or_the_best_episode_of_each_task() -> None:
+    episodes = [(0, 0, 0.2, False), (1, 0, 1.0, True), (2, 1, 0.5, True), (3, 1, 0.9, True), (4, 2, -0.1, False)]
+    rows = [{"episode": e, "task": t, "episode_return": r, "episode_success": s, "turn": k}
+            for e, t, r, s in episodes for k in range(2)]
+    dataset = Dataset.from_list(rows)
+    assert len(select(dataset, Keep.all)) == 10
+    assert set(select(dataset, Keep.success)["episode"]) == {1, 2, 3}
+    assert set(select(dataset, Keep.best)["episode"]) == {1, 3, 4}
+
+
+def test_sft_examples_are_token_for_token_what_the_policy_runs(tokenizer, tmp_path: Path) -> None:
+    rows = oracle_dataset(tmp_path / "data", episodes=3)
+    policy = tiny_policy(tokenizer, history=1)
+    dataset, _ = load_trajectories(tmp_path / "data")
+    examples = sft_examples(dataset, ChatFormat(tokenizer), history=1)
+    history = History(1)
+    for row, example in zip(rows, examples):
+        prompt = history.prompts([row["observation"]], [{"valid_actions": row["valid_actions"]} |
+                                                        ({"instructions": row["instructions"]} if row["turn"] == 0 else {})])[0]
+        history.record([row["action"]])
+        ids = policy._tokens(policy.chat.prefix(prompt.instructions)) + policy._tokens(policy.chat.dynamic(prompt.text))
+        answer = policy._tokens(row["action"]) + [tokenizer.eos_token_id]
+        assert example["input_ids"] == ids + answer
+        assert example["completion_mask"] == [0] * len(ids) + [1] * len(answer)
+
+
+def test_sft_on_oracle_episodes_raises_success_and_init_from_restores_it(tokenizer, tmp_path: Path, one_thread) -> None:
+    oracle_dataset(tmp_path / "data")
+    policy = tiny_policy(tokenizer)
+    before = evaluate(vector_env(guess_number8, 16), policy, 128, seed=1).metrics()["success_rate"]
+    SFT(SFTConfig(dataset=str(tmp_path / "data"), epochs=5, learning_rate=5e-3, bf16=False, cpu=True)).learn(
+        guess_number8, policy)
+    assert not AcceleratorState._shared_state  # reset: a later PPO Accelerator may choose its own mixed precision
+    after = evaluate(vector_env(guess_number8, 16), policy, 128, seed=1).metrics()["success_rate"]
+    assert after >= before + 0.2 and after >= 0.6, (before, after)
+
+    policy.save(tmp_path / "sft")
+    started = tiny_policy(tokenizer, init_from=str(tmp_path / "sft"))
+    observations, infos = guess_number8().reset(seed=3)
+    with torch.no_grad():
+        expected = policy.decide([observations], [infos], greedy=True).logprobs
+        assert torch.allclose(started.decide([observations], [infos], greedy=True).logprobs, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="lora_r=8 there, 4 here"):
+        tiny_policy(tokenizer, lora_r=4, init_from=str(tmp_path / "sft"))
+
+
+def test_bridge_plays_episodes_by_tool_calls_and_scores_the_env_return() -> None:
+    lake = environment_factory(small_lake)()
+    assert type(lake).__name__ == "FrozenLakeTools"
+    for name in ("left", "down", "right", "up"):
+        schema = get_json_schema(getattr(lake, name))  # what TRL renders into the prompt
+        assert schema["function"]["name"] == name and schema["function"]["parameters"]["properties"] == {}
+    assert "Valid actions: left, down, right, up." in lake.reset(prompt=[], seed=0)
+    env = small_lake()
+    env.reset(seed=0)
+    expected = 0.0
+    for move in ["up", "right", "right", "down", "down"]:  # a bump, then the shortest path
+        reply = getattr(lake, move)()
+        expected += env.step(move)[1]
+    assert expected == pytest.approx(0.95) and lake.get_reward() == pytest.approx(expected)
+    assert reply.endswith("The episode is over: success.")
+    with pytest.raises(RuntimeError, match="episode is over"):
+        lake.left()
+    lake.reset(prompt=[], seed=1)
+    assert lake.get_reward() == 0.0
+
+    assert tools_class(guess_number8()) is TextActionTools  # actions are numbers: one tool taking the text
+    guess = environment_factory(guess_number8)()
+    guess.reset(prompt=[], seed=0)
+    assert "Invalid action" in guess.act("banana") and guess.get_reward() == pytest.approx(-0.1)
+
+
+def test_grpo_trains_a_few_steps_with_the_env_as_reward(tokenizer, monkeypatch, one_thread) -> None:
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    scored: list[float] = []
+
+    def spy(self: EpisodeTools) -> float:
+        scored.append(self.episode_return)
+        return self.episode_return
+
+    monkeypatch.setattr(EpisodeTools, "get_reward", spy)
+    policy = tiny_policy(tokenizer)
+    adapters = [p.detach().clone() for p in policy.trainable_parameters()[0]]
+    grpo = GRPO(GRPOConfig(max_steps=2, tasks=4, num_generations=2, per_device_train_batch_size=4,
+                           max_completion_length=24, max_tool_calling_iterations=3, learning_rate=1e-2, cpu=True))
+    grpo.learn(small_lake, policy)
+    logs = [entry for entry in grpo.trainer.state.log_history if "reward" in entry]
+    assert [entry["step"] for entry in logs] == [1, 2]
+    assert len(scored) == 2 * 4  # every rollout of both steps was scored by its env
+    for step, entry in enumerate(logs):
+        assert entry["rewards/FrozenLakeTools/mean"] == pytest.approx(np.mean(scored[4 * step : 4 * step + 4]))
+    assert policy.lm.training is False
+    assert all(p.shape == a.shape for p, a in zip(policy.trainable_parameters()[0], adapters))
+
+
+@pytest.mark.slow
+def test_cli_collects_fine_tunes_and_starts_ppo_from_the_result(tmp_path: Path) -> None:
+    """``textgym collect``, ``train algorithm=sft`` and ``train algorithm=ppo policy.init_from=...`` chained (~1 min)."""
+    save_tiny(tmp_path / "tiny")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"HOME": str(tmp_path)}
+
+    def textgym(*args: str) -> subprocess.CompletedProcess:
+        run = subprocess.run([sys.executable, "-m", "textgym", *args], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return run
+
+    run = textgym("collect", "env=guess_number", "env.kwargs.high=8", "env.kwargs.max_guesses=4", "policy=oracle",
+                  "episodes=30", "output=data", "hydra.run.dir=collect")
+    assert "30 episodes" in run.stdout and "success rate 1.000" in run.stdout
+    _, metadata = load_trajectories(tmp_path / "data")
+    assert metadata["env_id"] == "textgym/GuessNumber-v0" and metadata["config"]["policy"]["_target_"].endswith("Oracle"
+                                                                                                               "Policy")
+    common = ["env=guess_number", "env.kwargs.high=8", "env.kwargs.max_guesses=4", "policy=llm", "policy.model=tiny",
+              "logger=none", "eval.episodes=16"]
+    textgym("train", *common, "algorithm=sft", "algorithm.dataset=data", "algorithm.epochs=1", "hydra.run.dir=sft")
+    assert (tmp_path / "sft" / "adapter" / "adapter_model.safetensors").exists()
+    textgym("train", *common, "algorithm=ppo", "policy.init_from=sft", "algorithm.total_updates=1",
+            "algorithm.num_envs=4", "algorithm.num_steps=4", "hydra.run.dir=ppo")
+    assert json.loads((tmp_path / "ppo" / "results.json").read_text())["metrics"]["episodes"] == 16
