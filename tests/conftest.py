@@ -36,3 +36,14 @@ def env_id(request: pytest.FixtureRequest) -> str:
 def transcript():  # noqa: ANN201 - returns the helper above
     """``transcript(env_id, seed, steps=40)``: a seeded random-valid-action episode record."""
     return _transcript
+
+
+@pytest.fixture
+def one_thread():  # noqa: ANN201 - a generator fixture
+    """Tiny models run faster on one thread than on two busy cores (torch is imported only when used)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -38,15 +38,6 @@ class Metrics(Callback):
         self.logs.append(metrics)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_ppo_learns_a_small_lake_from_scratch(one_thread) -> None:
     """A random 2-layer model reaches >= 0.9 sampled success on a 3x3 lake with a hole in 30 updates.
 

@@ -40,15 +40,6 @@ def tokenizer():
     return tiny_tokenizer()
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_policy(tokenizer, **overrides) -> LLMPolicy:
     config = LLMPolicyConfig(**{"trainable_layers": None, "lora_r": 8, "lora_target_modules": ALL_LINEAR, **overrides})
     return LLMPolicy(config, tiny_model(tokenizer), tokenizer)
