@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.mdp import Objective, TabularMDP, policy_table, solve, start_value
+from textgym.envs.mdp import TabularMDP, policy_table, solve, start_value
 from textgym.policies.tabular import StateKey, TabularPolicy
 
 
