@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.mdp import TabularMDP, policy_table, solve, start_value
+from textgym.envs.mdp import Solution, TabularMDP, policy_table, solve, start_value
 from textgym.policies.tabular import StateKey, TabularPolicy
 
 
@@ -19,9 +21,20 @@ class GroundTruth:
 
     def __init__(self, mdp: TabularMDP, horizon: int, gamma: float = 1.0) -> None:
         self.mdp, self.horizon, self.gamma = mdp, horizon, gamma
-        optimal = solve(mdp, gamma=gamma)
-        self.q_star, self.v_star = optimal.q, optimal.v
         self.optimal_return = start_value(mdp, solve(mdp, horizon=horizon))
+
+    @cached_property
+    def _discounted(self) -> Solution:
+        """Solved only when Q* or V* is asked for: regret needs just the finite-horizon value."""
+        return solve(self.mdp, gamma=self.gamma)
+
+    @property
+    def q_star(self) -> list[np.ndarray]:
+        return self._discounted.q
+
+    @property
+    def v_star(self) -> np.ndarray:
+        return self._discounted.v
 
     @classmethod
     def of(cls, env: gym.Env, gamma: float = 1.0) -> GroundTruth | None:
