@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,16 @@ def store_schemas() -> None:
     cs.store(name="logger_schema", group="logger", node=LoggerConfig)
 
 
+@contextmanager
+def naming_errors(node: str) -> Iterator[None]:
+    """Prefix a config check's ValueError with its node, so ``gamma=1.5 must be ...`` reads ``algorithm.gamma=1.5 ...``."""
+    try:
+        yield
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(f"{node}.{message}" if re.match(r"\w+=", message) else f"{node}: {message}") from error
+
+
 def make_env(env: DictConfig, reward: Mapping[str, float] | None = None, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with the ``env`` node's id, step limit and kwargs, and the reward weights.
 
@@ -56,7 +68,9 @@ def make_policy(policy: DictConfig) -> Policy:
     """The policy that the ``policy`` node's schema (see ``POLICIES``) or its ``_target_`` names."""
     schema = OmegaConf.get_type(policy)
     if schema in POLICIES:
-        return get_class(POLICIES[schema])(OmegaConf.to_object(policy))
+        with naming_errors("policy"):
+            config = OmegaConf.to_object(policy)
+        return get_class(POLICIES[schema])(config)
     return instantiate(policy, _convert_="all")
 
 
@@ -80,7 +94,8 @@ def make_algorithm(
     algorithm: DictConfig, seed: int, checkpoint_dir: str | Path | None = None, resume: bool = False
 ) -> Algorithm:
     """The algorithm that the ``algorithm`` node's config dataclass names (``AlgorithmConfig.build``)."""
-    config = OmegaConf.to_object(algorithm)
+    with naming_errors("algorithm"):
+        config = OmegaConf.to_object(algorithm)
     if not isinstance(config, AlgorithmConfig):
         raise ValueError(f"the algorithm config {type(config).__name__} is no AlgorithmConfig: give it a schema "
                          "(a dataclass subclassing textgym.algorithms.base.AlgorithmConfig)")
