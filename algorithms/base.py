@@ -23,6 +23,7 @@ import json
 import logging
 import shutil
 import signal
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -40,8 +41,9 @@ from textgym.policies.base import Policy
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-"""The signals that stop a run at its next safe point (SLURM preemption and ``timeout`` send SIGTERM)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+"""The signals that stop a run at its next safe point: SLURM preemption and ``timeout`` send SIGTERM,
+Ctrl-C SIGINT, and submitit's SLURM jobs get SIGUSR2 before their time limit."""
 
 
 @dataclass(kw_only=True)
@@ -84,8 +86,8 @@ class AlgorithmConfig:
 class Interrupted(Exception):
     """A run stopped by a signal at a safe point, after writing its checkpoint (if it has a checkpoint dir)."""
 
-    def __init__(self, signum: int, checkpoint: Path | None, progress: str) -> None:
-        self.signum, self.checkpoint = signum, checkpoint
+    def __init__(self, signum: int, checkpoint: Path | None, progress: str, previous: Any = None) -> None:
+        self.signum, self.checkpoint, self.previous = signum, checkpoint, previous
         saved = f"checkpoint {checkpoint} (continue with resume=true)" if checkpoint else "no checkpoint written"
         super().__init__(f"stopped by {signal.Signals(signum).name} after {progress}; {saved}")
 
@@ -93,6 +95,13 @@ class Interrupted(Exception):
     def exit_code(self) -> int:
         """The shell's convention for a process ended by this signal (130 for SIGINT, 143 for SIGTERM)."""
         return 128 + self.signum
+
+    def exit(self) -> None:
+        """End the process: hand the signal to the handler that was there before textgym's, if that was one
+        of Python's own (submitit's requeue on SIGUSR2), else exit with :attr:`exit_code`."""
+        if callable(self.previous) and self.previous is not signal.default_int_handler:
+            self.previous(self.signum, None)
+        sys.exit(self.exit_code)
 
 
 ConfigT = TypeVar("ConfigT", bound=AlgorithmConfig)
@@ -127,6 +136,7 @@ class Algorithm(ABC, Generic[ConfigT, PolicyT]):
         self.env_fn: Callable[[], gym.Env]
         self.policy: PolicyT
         self._stop_signal: int | None = None
+        self._previous_handlers: dict[int, Any] = {}
         self._last_progress = 0
         self._eval_env: gym.vector.VectorEnv | None = None
         self._closing: list[Any] = []
@@ -239,7 +249,8 @@ class Algorithm(ABC, Generic[ConfigT, PolicyT]):
             checkpoint = None
         if stop:
             self.callback.on_training_end(self.ctx)
-            raise Interrupted(self._stop_signal or signal.SIGTERM, checkpoint, f"{progress} {self.unit}")
+            signum = self._stop_signal or signal.SIGTERM  # another process may have got it
+            raise Interrupted(signum, checkpoint, f"{progress} {self.unit}", self._previous_handlers.get(signum))
         return True
 
     def run_evaluation(self) -> None:
@@ -314,7 +325,7 @@ class Algorithm(ABC, Generic[ConfigT, PolicyT]):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+        previous = self._previous_handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS}
 
         def request_stop(signum: int, frame: Any) -> None:
             self._stop_signal = signum

@@ -236,3 +236,26 @@ def test_a_doctored_optimizer_file_is_refused_without_running_it(tmp_path: Path)
     for module in (ppo, sb3):
         source = inspect.getsource(module)
         assert source.count("torch.load(") == source.count("weights_only=True")
+
+
+def test_a_signal_someone_else_handles_is_handed_over_after_the_checkpoint(tmp_path: Path) -> None:
+    """submitit's SLURM jobs requeue on SIGUSR2 through their own handler: textgym checkpoints first, then calls it."""
+    handed: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: handed.append(signum))
+
+    class SendSigusr2(Callback):
+        def on_episode_end(self, ctx: TrainingContext) -> bool:
+            if ctx.episode == 5:
+                os.kill(os.getpid(), signal.SIGUSR2)
+            return True
+
+    try:
+        learner = TabularLearner(TabularConfig(episodes=100, eval_every=0), seed=0, checkpoint_dir=tmp_path)
+        with pytest.raises(Interrupted) as stopped:
+            learner.learn(lake, TabularPolicy(seed=0), [SendSigusr2()])
+        assert handed == [] and stopped.value.checkpoint == tmp_path / "episode-000005"
+        with pytest.raises(SystemExit):
+            stopped.value.exit()
+        assert handed == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

@@ -45,7 +45,8 @@ def train(cfg: DictConfig) -> float:
     """
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    if cfg.resume and (finished := _finished_results(out)) is not None:
+    resume = cfg.resume or _requeued()
+    if resume and (finished := _finished_results(out)) is not None:
         log.info("resume: %s already finished, not run again", out)
         return finished
     with user_errors():
@@ -54,7 +55,7 @@ def train(cfg: DictConfig) -> float:
         reward = check_reward(cfg.reward)
         env_fn = partial(make_env, cfg.env, reward)
         env_fn().close()  # the env's id and kwargs are sound
-        algorithm = make_algorithm(cfg.algorithm, seed=cfg.seed, checkpoint_dir=out / "checkpoints", resume=cfg.resume)
+        algorithm = make_algorithm(cfg.algorithm, seed=cfg.seed, checkpoint_dir=out / "checkpoints", resume=resume)
         policy = make_policy(cfg.policy)
         algorithm.check_policy(policy)
 
@@ -82,7 +83,7 @@ def train(cfg: DictConfig) -> float:
         except Interrupted as stop:
             log.warning("%s", stop)
             print(f"textgym train: {stop}", file=sys.stderr)  # noqa: T201 - the one line a killed job leaves
-            sys.exit(stop.exit_code)
+            stop.exit()  # the finally below still finishes the W&B run
         if not main_process:
             return float("nan")
         policy.save(out)
@@ -109,6 +110,11 @@ def train(cfg: DictConfig) -> float:
 def check_eval(node: DictConfig) -> tuple[int, int]:
     """``eval.episodes`` and ``eval.num_envs``, each an integer >= 1."""
     return tuple(positive_int(node, key, f"eval.{key}") for key in ("episodes", "num_envs"))
+
+
+def _requeued() -> bool:
+    """Whether SLURM restarted this job (submitit requeues preempted and timed-out jobs): then it resumes."""
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
 
 
 def _finished_results(out: Path) -> float | None:
