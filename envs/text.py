@@ -38,8 +38,15 @@ class TextSpace(spaces.Text):
         True
     """
 
-    def __init__(self, max_length: int, *, min_length: int = 1, charset: str = PRINTABLE) -> None:
-        super().__init__(max_length, min_length=min_length, charset=charset)
+    def __init__(
+        self,
+        max_length: int,
+        *,
+        min_length: int = 1,
+        charset: str | frozenset[str] = PRINTABLE,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(max_length, min_length=min_length, charset=charset, seed=seed)
 
 
 class SharedTextBatch(Sequence[str]):
