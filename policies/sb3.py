@@ -154,7 +154,10 @@ class SB3Policy(Policy):
                      spec["vocabulary"], spec["deterministic"], trust_checkpoint)
         algorithm = SB3Algorithm(spec["algorithm"])
         if (directory / WEIGHTS_FILE).exists():
-            policy.network, policy.algorithm = _rebuild_network(algorithm, spec, directory / WEIGHTS_FILE, device), algorithm
+            policy.algorithm = algorithm
+            policy.network = _rebuild_network(algorithm, spec, directory / WEIGHTS_FILE, device)
+        elif not (directory / MODEL_FILE).exists():
+            raise FileNotFoundError(f"{directory} has neither {WEIGHTS_FILE} nor {MODEL_FILE}: not a saved SB3 policy")
         elif not trust_checkpoint:
             raise ValueError(
                 f"{directory} has no {WEIGHTS_FILE}, only SB3's pickled {MODEL_FILE}, which can run code when loaded: "

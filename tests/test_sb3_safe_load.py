@@ -113,6 +113,10 @@ def test_doctored_zip_is_refused_without_running_it(trained_dqn: tuple[SB3Policy
     SB3Policy.load(only_zip, trust_checkpoint=True)  # what trusting it means: the doctored pickle runs
     assert marker.exists()
 
+    (only_zip / MODEL_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="neither"):
+        SB3Policy.load(only_zip, trust_checkpoint=True)
+
 
 def test_benchmark_refuses_a_doctored_zip(trained_dqn: tuple[SB3Policy, Path], tmp_path: Path) -> None:
     _, saved = trained_dqn
