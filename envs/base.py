@@ -17,16 +17,15 @@ reward spec and its overrides, ``info`` keys and text rendering.
 from __future__ import annotations
 
 import dataclasses
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
-from gymnasium import spaces
 
-PRINTABLE = string.printable
-"""The character set of observations and actions (``spaces.Text``'s default has no space)."""
+from textgym.envs.text import PRINTABLE, TextSpace, excerpt
+
+__all__ = ["PRINTABLE", "InvalidAction", "Outcome", "RewardSpec", "TextEnv", "excerpt", "match_choice"]
 
 ActT = TypeVar("ActT")
 
@@ -90,14 +89,6 @@ class Outcome:
     """The task is accomplished (only meaningful when ``terminated``)."""
 
 
-def excerpt(text: str, limit: int = 40) -> str:
-    """A short, printable, quoted rendering of the agent's raw action (at most ``limit + 4`` characters + a count)."""
-    shown = ascii(text[:limit])
-    if len(shown) > limit + 2:  # escapes of control and non-ASCII characters made it longer
-        shown = shown[: limit + 1] + "..."
-    return shown if len(text) <= limit else f"{shown} (+{len(text) - limit} more characters)"
-
-
 def match_choice(text: str, choices: Mapping[str, ActT]) -> ActT:
     """Parse ``text`` as one of ``choices`` (case and surrounding whitespace ignored)."""
     key = text.strip().lower()
@@ -109,7 +100,8 @@ def match_choice(text: str, choices: Mapping[str, ActT]) -> ActT:
 class TextEnv(gym.Env[str, str], Generic[ActT]):
     """Base class of textgym environments: text in, text out, named reward terms.
 
-    Observations and actions are ``spaces.Text`` over printable characters. Every ``info`` holds:
+    Observations and actions are :class:`~textgym.envs.text.TextSpace` (``spaces.Text``) over printable
+    characters; an env quotes the agent's text only through :func:`~textgym.envs.text.excerpt`. Every ``info`` holds:
 
     * ``valid_actions``: the admissible action strings in the new state (empty once it ended);
     * ``reward_terms``: the weighted reward terms of this step (they sum to the reward);
@@ -143,8 +135,8 @@ class TextEnv(gym.Env[str, str], Generic[ActT]):
         self.reward = self.reward_spec.build(reward)
         self.render_mode = render_mode
         self.max_invalid_streak = max_invalid_streak
-        self.observation_space = spaces.Text(self.max_observation_length, charset=PRINTABLE)
-        self.action_space = spaces.Text(self.max_action_length, min_length=0, charset=PRINTABLE)
+        self.observation_space = TextSpace(self.max_observation_length)
+        self.action_space = TextSpace(self.max_action_length, min_length=0)
         self._observation = ""
         self._ended = False
         self._success = False

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv
+from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv, excerpt
 from textgym.envs.mdp import Branch, TabularMDP, enumerate_mdp
 
 TABLE = -1
@@ -338,13 +338,13 @@ class BlocksWorldEnv(TextEnv[Move]):
             raise InvalidAction(SYNTAX)
         block, dest = match.group(1), match.group(2)
         if dest is not None and dest == block:
-            raise InvalidAction(f"a block cannot be moved onto itself ({block.upper()})")
+            raise InvalidAction(f"a block cannot be moved onto itself ({excerpt(block.upper(), 10)})")
         return Move(self._block(block), TABLE if dest is None else self._block(dest))
 
     def _block(self, name: str) -> int:
         index = self.names.lower().find(name) if len(name) == 1 else -1
         if index < 0:
-            raise InvalidAction(f"there is no block {name.upper()!r}; the blocks are {', '.join(self.names)}")
+            raise InvalidAction(f"there is no block {excerpt(name.upper(), 10)}; the blocks are {', '.join(self.names)}")
         return index
 
     def _step(self, action: Move) -> Outcome:

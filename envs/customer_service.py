@@ -108,11 +108,11 @@ VALUES: dict[str, Value] = {
     "text": Value(_squeeze, re.compile(r".+"), "some text"),
     "email": Value(str.lower, re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}"), "an email address"),
     "zip": Value(str, re.compile(r"\d{5}"), "a zip code (five digits, e.g. 12345)"),
-    "order_id": Value(str.upper, re.compile(r"W\d{4}"), "an order id (W and four digits, e.g. W1234)"),
+    "order_id": Value(str.upper, re.compile(r"W[0-9]{4}"), "an order id (W and four digits, e.g. W1234)"),
     "amount": Value(str, re.compile(r"\$?\d{1,6}(\.\d{1,2})?"), "a sum in dollars (e.g. 12.50)"),
     "item": PRODUCT,
     "new_item": PRODUCT,
-    "address": Value(_squeeze, re.compile(r".{1,80}"), "an address of at most 80 characters"),
+    "address": Value(_squeeze, re.compile(r"[ -~]{1,80}"), "an address of at most 80 printable ASCII characters"),
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv
+from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv, excerpt
 
 PEOPLE = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi")
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
@@ -304,7 +304,7 @@ class SchedulingEnv(TextEnv[ReadCalendar | SlotAction]):
             name = read.group(1) or read.group(2)
             if name.capitalize() not in self.names:
                 raise InvalidAction(
-                    f"there is no attendee {name!r}; the attendees are {', '.join(self.names)}"
+                    f"there is no attendee {excerpt(name, 20)}; the attendees are {', '.join(self.names)}"
                 )
             return ReadCalendar(self.names.index(name.capitalize()))
         slot = SLOT_PATTERN.fullmatch(words)
@@ -313,7 +313,7 @@ class SchedulingEnv(TextEnv[ReadCalendar | SlotAction]):
         verb, day, hour, minute = slot.groups()
         index = self._day_index.get(day)
         if index is None:
-            raise InvalidAction(f"{day!r} is not a meeting day; use one of {', '.join(self.day_names)}")
+            raise InvalidAction(f"{excerpt(day, 20)} is not a meeting day; use one of {', '.join(self.day_names)}")
         if minute not in ("00", "30"):
             raise InvalidAction("meetings start on the half hour (HH:00 or HH:30)")
         start = (int(hour) - OFFICE_START_HOUR) * 2 + (minute == "30")

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv
+from textgym.envs.base import InvalidAction, Outcome, RewardSpec, TextEnv, excerpt
 
 WORD_LENGTH = 5
 GRAY, YELLOW, GREEN = 0, 1, 2
@@ -208,7 +208,7 @@ class WordleEnv(TextEnv[int]):
             raise InvalidAction("expected a 5-letter word (letters a-z only), like 'crane'")
         row = self.words.index.get(word)
         if row is None:
-            raise InvalidAction(f"{word!r} is not in the word list")
+            raise InvalidAction(f"{excerpt(word)} is not in the word list")
         return row
 
     def _step(self, action: int) -> Outcome:

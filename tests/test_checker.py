@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 
-from textgym.envs.base import Outcome
+from textgym.envs.base import InvalidAction, Outcome
 from textgym.envs.checker import assert_env_sound, check_text_env
 from textgym.envs.mdp import Branch
 
@@ -29,6 +29,14 @@ class NondeterministicReset(LadderEnv):
 class RaisesOnBadInput(LadderEnv):
     def parse_action(self, text: str) -> str:
         return {"step": "step", "jump": "jump"}[text]  # KeyError on anything else
+
+
+class EchoesRawWords(LadderEnv):
+    def parse_action(self, text: str) -> str:
+        verb, _, rest = text.strip().lower().partition(" ")
+        if verb in ("step", "jump") and rest:  # "step é" comes back raw: outside the observation's charset
+            raise InvalidAction(f"{verb} takes no argument, got {rest!r}")
+        return super().parse_action(text)
 
 
 class StepsDifferently(LadderEnv):
@@ -52,6 +60,7 @@ class TruncatesItself(LadderEnv):
 BROKEN = {
     "NondeterministicReset": (NondeterministicReset, "same seed, same transcript"),
     "RaisesOnBadInput": (RaisesOnBadInput, "hostile actions answered as invalid"),
+    "EchoesRawWords": (EchoesRawWords, "hostile words in listed actions"),
     "StepsDifferently": (StepsDifferently, "tabular_mdp matches sampling"),
     "TruncatesItself": (TruncatesItself, "termination vs truncation"),
 }

@@ -72,7 +72,7 @@ def test_max_invalid_streak_truncates(env_id: str) -> None:
 @pytest.mark.parametrize("vector", ["sync", "async"])
 def test_vector_envs(env_id: str, vector: str) -> None:
     fns = [lambda: gym.make(env_id) for _ in range(2)]
-    envs = gym.vector.SyncVectorEnv(fns) if vector == "sync" else gym.vector.AsyncVectorEnv(fns, shared_memory=False)
+    envs = gym.vector.SyncVectorEnv(fns) if vector == "sync" else gym.vector.AsyncVectorEnv(fns)
     try:
         observations, infos = envs.reset(seed=[1, 2])
         assert all(isinstance(o, str) and o for o in observations)
