@@ -6,6 +6,7 @@ A callback gets a :class:`TrainingContext` (never the trainer's locals); returni
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections import deque
@@ -21,6 +22,8 @@ from textgym.algorithms.evaluation import Episode
 if TYPE_CHECKING:
     from textgym.algorithms.value_calibration import ValueCalibration
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainingContext:
@@ -34,7 +37,8 @@ class TrainingContext:
     total_env_steps: int | None = None
     """The training budget in env steps, for algorithms bounded by steps rather than episodes."""
     update: int = 0
-    """Updates (rollout, then optimisation) done so far, for algorithms that work in updates (PPO)."""
+    """Updates done so far, for algorithms that work in updates (PPO's rollout then optimisation, TRL's
+    optimizer steps)."""
     transcripts: list[str] = field(default_factory=list)
     """Sample transcripts of episodes from the latest update."""
     value_calibration: ValueCalibration | None = None
@@ -145,6 +149,11 @@ class LogTranscripts(Callback):
                         step=ctx.episode)
 
 
+def interactive() -> bool:
+    """Whether a person watches a terminal (stderr is a TTY, not CI): then progress is a bar, else log lines."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
 def progress_display() -> Progress:
     """A rich progress display on stderr (text, bar, count, time left), silent off a terminal or in CI."""
     return Progress(
@@ -153,8 +162,33 @@ def progress_display() -> Progress:
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
-        disable=not sys.stderr.isatty() or bool(os.environ.get("CI")),
+        disable=not interactive(),
     )
+
+
+class LogProgress(Callback):
+    """Progress you can follow off a terminal (nohup, SLURM, CI): a log line (stdout and ``train.log`` under
+    ``textgym train``) per evaluation and per reported metrics (each PPO update, each SB3 log interval)."""
+
+    KEYS = ("train/policy_loss", "train/value_loss", "train/approx_kl", "train/entropy", "train/loss",
+            "rollout/ep_rew_mean", "time/rollout_seconds", "time/update_seconds")
+    """The metrics a line shows, when reported."""
+
+    def on_training_start(self, ctx: TrainingContext) -> None:
+        total = f"{ctx.total_env_steps} env steps" if ctx.total_env_steps else f"{ctx.total_episodes} episodes"
+        log.info("training: %s", total if (ctx.total_env_steps or ctx.total_episodes) else "started")
+
+    def on_eval(self, ctx: TrainingContext) -> None:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in ctx.last_eval.items() if k in ("success_rate", "mean_return", "regret"))
+        log.info("eval at episode %d (%d env steps): %s", ctx.episode, ctx.env_steps, shown)
+
+    def on_log(self, ctx: TrainingContext, metrics: dict[str, float]) -> None:
+        shown = ", ".join(f"{k.split('/')[-1]} {metrics[k]:.4g}" for k in self.KEYS if k in metrics)
+        log.info("update %d: episode %d, %d env steps%s", ctx.update, ctx.episode, ctx.env_steps,
+                 f", {shown}" if shown else "")
+
+    def on_training_end(self, ctx: TrainingContext) -> None:
+        log.info("training done: %d episodes, %d env steps", ctx.episode, ctx.env_steps)
 
 
 class ProgressBar(Callback):

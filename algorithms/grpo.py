@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import copy
 import logging
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 
 import gymnasium as gym
 import torch
 import trl
-from accelerate.state import AcceleratorState
 from datasets import Dataset
-from transformers import PrinterCallback
 from trl.chat_template_utils import qwen3_chat_template
 
-from textgym.algorithms.callbacks import Callback
 from textgym.algorithms.grpo_config import GRPOConfig
-from textgym.algorithms.trl_callbacks import TrainerLogs
-from textgym.policies.llm import LLMPolicy
+from textgym.algorithms.trl_base import TRLAlgorithm
 
 log = logging.getLogger(__name__)
 
@@ -129,36 +124,24 @@ def task_dataset(env_fn: Callable[[], gym.Env], tasks: int) -> Dataset:
     return Dataset.from_list(rows)
 
 
-class GRPO:
-    """TRL's GRPO over whole episodes played by tool calls (``algorithm=grpo``)."""
+class GRPO(TRLAlgorithm[GRPOConfig]):
+    """TRL's GRPO over whole episodes played by tool calls (``algorithm=grpo``); ``self.trainer.state.log_history``
+    holds every metric it logged."""
 
-    def __init__(self, config: GRPOConfig, seed: int = 0) -> None:
-        self.config = config
-        self.seed = seed
-        self.trainer: trl.GRPOTrainer | None = None
-        """The TRL trainer of the last :meth:`learn` (its ``state.log_history`` holds every logged metric)."""
-
-    def learn(self, env_fn: Callable[[], gym.Env], policy: LLMPolicy, callbacks: Sequence[Callback] = ()) -> LLMPolicy:
-        if not isinstance(policy, LLMPolicy):
-            raise TypeError(f"GRPO trains an LLM policy (policy=llm), not {type(policy).__name__}")
-        cfg = self.config
+    def _setup(self) -> None:
+        cfg, policy = self.config, self.policy
+        self.steps = cfg.max_steps
         tokenizer = copy.deepcopy(policy.tokenizer)  # the policy keeps its own template for acting
         tokenizer.chat_template = qwen3_chat_template  # one TRL parses tool calls of (ChatML tokens)
-        with tempfile.TemporaryDirectory(prefix="textgym-grpo-") as scratch:
-            args = trl.GRPOConfig(
-                output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
-                num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
-                max_tool_calling_iterations=cfg.max_tool_calling_iterations, learning_rate=cfg.learning_rate,
-                beta=cfg.beta, temperature=cfg.temperature, logging_steps=cfg.logging_steps, bf16=cfg.bf16,
-                use_cpu=cfg.cpu or not torch.cuda.is_available(), seed=self.seed, gradient_checkpointing=False, save_strategy="no", report_to="none",
-                disable_tqdm=True,
-            )
-            self.trainer = trl.GRPOTrainer(
-                model=policy.lm, args=args, train_dataset=task_dataset(env_fn, cfg.tasks), processing_class=tokenizer,
-                environment_factory=environment_factory(env_fn), callbacks=[TrainerLogs(callbacks)],
-            )
-            self.trainer.remove_callback(PrinterCallback)  # logs go to the textgym callbacks, not stdout
-            self.trainer.train()
-        AcceleratorState._reset_state()  # process-wide: PPO's Accelerator may then set its own precision
-        policy.lm.eval()
-        return policy
+        args = trl.GRPOConfig(
+            output_dir=self.scratch_dir(), max_steps=cfg.max_steps,
+            per_device_train_batch_size=cfg.per_device_train_batch_size, num_generations=cfg.num_generations,
+            max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
+            learning_rate=cfg.learning_rate, beta=cfg.beta, temperature=cfg.temperature, logging_steps=cfg.logging_steps,
+            bf16=cfg.bf16, use_cpu=cfg.cpu or not torch.cuda.is_available(), seed=self.seed, gradient_checkpointing=False,
+            save_strategy="no", report_to="none", disable_tqdm=True,
+        )
+        self.trainer = trl.GRPOTrainer(
+            model=policy.lm, args=args, train_dataset=task_dataset(self.env_fn, cfg.tasks), processing_class=tokenizer,
+            environment_factory=environment_factory(self.env_fn), callbacks=self.trainer_callbacks(),
+        )

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from textgym.algorithms.base import AlgorithmConfig
 
 
 @dataclass
-class GRPOConfig:
+class GRPOConfig(AlgorithmConfig):
     """TRL's ``GRPOTrainer`` on a textgym env through ``environment_factory`` (``algorithm=grpo``).
 
     Each rollout plays one episode by tool calls (the env's actions) and is scored by the env's return;
     ``num_generations`` rollouts of the same task (reset seed) form a group whose rewards are compared.
     Only the policy's LoRA adapters train. Names follow TRL's ``GRPOConfig`` where they match.
     """
+
+    algorithm_class: ClassVar[str] = "textgym.algorithms.grpo:GRPO"
+    checkpoints: ClassVar[bool] = False  # the trainer runs in one call; rerun it instead
 
     max_steps: int = 50
     """Optimizer steps."""
@@ -40,6 +46,7 @@ class GRPOConfig:
     """Train on the CPU even where a GPU is present."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if min(self.max_steps, self.tasks, self.max_completion_length, self.max_tool_calling_iterations,
                self.logging_steps) < 1:
             raise ValueError("max_steps, tasks, max_completion_length, max_tool_calling_iterations and logging_steps "

@@ -13,10 +13,7 @@ wrapped in DDP, and advantages are whitened over every process's batch.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import random
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
@@ -30,8 +27,9 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from torch import Tensor
 
-from textgym.algorithms.callbacks import Callback, CallbackList, TrainingContext
-from textgym.algorithms.evaluation import Episode, evaluate, slot_info, vector_env
+from textgym.algorithms import rng
+from textgym.algorithms.base import Algorithm
+from textgym.algorithms.evaluation import Episode, slot_info, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
 from textgym.algorithms.ppo_config import LRSchedule, PPOConfig
 from textgym.algorithms.ppo_functions import explained_variance, gae, policy_loss, value_loss, whiten
@@ -64,15 +62,44 @@ class Batch:
                      self.values[rows], self.advantages[rows], self.returns[rows])
 
 
-class PPO:
-    """PPO over turns for an :class:`~textgym.policies.llm.LLMPolicy` (``algorithm=ppo``)."""
+class PPO(Algorithm[PPOConfig, LLMPolicy]):
+    """PPO over turns for an :class:`~textgym.policies.llm.LLMPolicy` (``algorithm=ppo``); one iteration is
+    one update (a rollout, then PPO's epochs over it)."""
 
-    def __init__(self, config: PPOConfig, seed: int = 0) -> None:
-        self.config = config
-        self.seed = seed
+    policy_type = LLMPolicy
+    policy_option = "an LLM policy (policy=llm)"
+    unit = "updates"
+    checkpoint_prefix = "update"
+
+    def __init__(self, config: PPOConfig, seed: int = 0, checkpoint_dir=None, resume: bool = False) -> None:
+        super().__init__(config, seed, checkpoint_dir, resume)
         self.accelerator: Accelerator | None = None
         self.model: torch.nn.Module | None = None
         self.rng = torch.Generator()
+
+    def progress(self) -> int:
+        return self.ctx.update
+
+    def budget(self) -> int:
+        return self.config.total_updates
+
+    # ---- several processes ----------------------------------------------------------------------
+    @property
+    def is_main_process(self) -> bool:
+        return self.accelerator is None or self.accelerator.is_main_process
+
+    @property
+    def process_index(self) -> int:
+        return 0 if self.accelerator is None else self.accelerator.process_index
+
+    def _barrier(self) -> None:
+        self.accelerator.wait_for_everyone()
+
+    def _any_process(self, flag: bool) -> bool:
+        """Whether any process raises ``flag`` (a callback on the main process may stop the run, a signal may
+        reach one process first)."""
+        raised = torch.tensor(1.0 if flag else 0.0, device=self.accelerator.device)
+        return float(self.accelerator.reduce(raised, reduction="sum")) > 0.0
 
     # ---- set-up ---------------------------------------------------------------------------------
     def setup(self, policy: LLMPolicy, env_fn: Callable[[], gym.Env] | None = None) -> torch.optim.Optimizer:
@@ -102,6 +129,17 @@ class PPO:
         self.model, optimizer = acc.prepare(policy.network, optimizer)
         return optimizer
 
+    def _setup(self) -> None:
+        cfg = self.config
+        self.optimizer = self.setup(self.policy, self.env_fn)
+        self.ctx.total_env_steps = cfg.total_updates * cfg.batch_size * self.accelerator.num_processes
+        self.envs = self.closing(vector_env(self.env_fn, cfg.num_envs))
+        self.history = History(self.policy.config.history)  # the rollout envs' own, apart from evaluations'
+        self.tracker = EpisodeTracker(cfg.num_envs, cfg.transcripts)
+        # on envs with exact ground truth, evaluations also measure the value head against it
+        self.truth = GroundTruth.of(self.envs.envs[0], cfg.gamma) if cfg.eval_every and self.is_main_process else None
+        self.observations: list[str] | None = None
+
     def set_learning_rates(self, optimizer: torch.optim.Optimizer, update: int) -> float:
         """The schedule's rates for ``update`` (1-based); returns the fraction of the initial rates."""
         cfg = self.config
@@ -110,84 +148,65 @@ class PPO:
             group["lr"] = frac * lr
         return frac
 
-    # ---- the loop -------------------------------------------------------------------------------
-    def learn(self, env_fn: Callable[[], gym.Env], policy: LLMPolicy, callbacks: Sequence[Callback] = ()) -> LLMPolicy:
-        if not isinstance(policy, LLMPolicy):
-            raise TypeError(f"PPO trains an LLM policy (policy=llm), not {type(policy).__name__}")
-        cfg = self.config
-        optimizer = self.setup(policy, env_fn)
-        acc = self.accelerator
-        callback = CallbackList(callbacks if acc.is_main_process else [])
-        ctx = TrainingContext(total_episodes=0, total_env_steps=cfg.total_updates * cfg.batch_size * acc.num_processes)
-        start = self.load_checkpoint(policy, optimizer, ctx) if cfg.resume else 0
-        envs = vector_env(env_fn, cfg.num_envs)
-        history = History(policy.config.history)  # the rollout envs' own, apart from evaluations'
-        observations, infos = envs.reset(seed=self.seed + 10_000 * start + cfg.num_envs * acc.process_index)
-        tracker = EpisodeTracker(cfg.num_envs, cfg.transcripts)
-        # on envs with exact ground truth, evaluations also measure the value head against it
-        truth = GroundTruth.of(envs.envs[0], cfg.gamma) if cfg.eval_every and acc.is_main_process else None
-        callback.on_training_start(ctx)
+    # ---- one update -----------------------------------------------------------------------------
+    def _iterate(self) -> bool:
+        cfg, acc, policy, ctx, envs, history = self.config, self.accelerator, self.policy, self.ctx, self.envs, self.history
+        callback, update = self.callback, ctx.update + 1
+        if self.observations is None:  # the first update of this process's run (a resumed one reseeds its envs)
+            self.observations, self.infos = envs.reset(seed=self.seed + 10_000 * ctx.update + cfg.num_envs * acc.process_index)
+        observations, infos = self.observations, self.infos
+        frac = self.set_learning_rates(self.optimizer, update)
+        began, tokens_before = time.perf_counter(), policy.tokens_forwarded
+        T, N = cfg.num_steps, cfg.num_envs
+        prompts: list[Prompt] = []
+        choices: list[Choice] = []
+        logprobs, values, rewards, dones = (torch.zeros(T, N) for _ in range(4))
+        memo: dict = {}  # per distinct query, while the weights stay put
+        keep_going = True
+        with torch.no_grad(), acc.autocast():
+            for t in range(T):
+                decision = policy.decide(observations, [slot_info(infos, i) for i in range(N)], memo=memo, history=history)
+                prompts += decision.prompts
+                choices += decision.choices
+                logprobs[t], values[t] = decision.logprobs.float().cpu(), decision.values.float().cpu()
+                observations, reward, terminated, truncated, infos = envs.step(decision.actions)
+                rewards[t] = torch.as_tensor(reward, dtype=torch.float32)
+                dones[t] = torch.as_tensor(terminated | truncated, dtype=torch.float32)
+                for episode in self.tracker.step(decision, reward, terminated | truncated, infos):
+                    ctx.episode += 1
+                    ctx.last_episode = episode
+                    keep_going &= callback.on_episode_end(ctx)
+                ctx.env_steps += N
+            next_value = policy.values(history.prompts(observations, [slot_info(infos, i) for i in range(N)]))
+        self.observations, self.infos = observations, infos
+        advantages, returns = gae(rewards, values, dones, next_value.float().cpu(), cfg.gamma, cfg.gae_lambda)
+        rollout_seconds = time.perf_counter() - began
 
-        for update in range(start + 1, cfg.total_updates + 1):
-            frac = self.set_learning_rates(optimizer, update)
-            began, tokens_before = time.perf_counter(), policy.tokens_forwarded
-            T, N = cfg.num_steps, cfg.num_envs
-            prompts: list[Prompt] = []
-            choices: list[Choice] = []
-            logprobs, values, rewards, dones = (torch.zeros(T, N) for _ in range(4))
-            memo: dict = {}  # per distinct query, while the weights stay put
-            keep_going = True
-            with torch.no_grad(), acc.autocast():
-                for t in range(T):
-                    decision = policy.decide(observations, [slot_info(infos, i) for i in range(N)], memo=memo,
-                                             history=history)
-                    prompts += decision.prompts
-                    choices += decision.choices
-                    logprobs[t], values[t] = decision.logprobs.float().cpu(), decision.values.float().cpu()
-                    observations, reward, terminated, truncated, infos = envs.step(decision.actions)
-                    rewards[t] = torch.as_tensor(reward, dtype=torch.float32)
-                    dones[t] = torch.as_tensor(terminated | truncated, dtype=torch.float32)
-                    for episode in tracker.step(decision, reward, terminated | truncated, infos):
-                        ctx.episode += 1
-                        ctx.last_episode = episode
-                        keep_going &= callback.on_episode_end(ctx)
-                    ctx.env_steps += N
-                next_value = policy.values(history.prompts(observations, [slot_info(infos, i) for i in range(N)]))
-            advantages, returns = gae(rewards, values, dones, next_value.float().cpu(), cfg.gamma, cfg.gae_lambda)
-            rollout_seconds = time.perf_counter() - began
+        batch = Batch(prompts, choices, logprobs.flatten(), values.flatten(), advantages.flatten(), returns.flatten())
+        metrics = self.update(policy, self.optimizer, batch)
+        seconds = time.perf_counter() - began
+        metrics |= {
+            "train/learning_rate_fraction": frac,
+            "train/explained_variance": explained_variance(batch.values, batch.returns),
+            "time/rollout_seconds": rollout_seconds,
+            "time/update_seconds": seconds - rollout_seconds,
+            "time/env_steps_per_second": T * N / rollout_seconds,
+            "time/tokens_per_second": (policy.tokens_forwarded - tokens_before) / seconds,
+            "rollout/distinct_prompts": len(memo),
+        }
+        ctx.update = update
+        ctx.transcripts = self.tracker.take_transcripts()
+        callback.on_log(ctx, metrics)
+        return keep_going
 
-            batch = Batch(prompts, choices, logprobs.flatten(), values.flatten(), advantages.flatten(), returns.flatten())
-            metrics = self.update(policy, optimizer, batch)
-            seconds = time.perf_counter() - began
-            metrics |= {
-                "train/learning_rate_fraction": frac,
-                "train/explained_variance": explained_variance(batch.values, batch.returns),
-                "time/rollout_seconds": rollout_seconds,
-                "time/update_seconds": seconds - rollout_seconds,
-                "time/env_steps_per_second": T * N / rollout_seconds,
-                "time/tokens_per_second": (policy.tokens_forwarded - tokens_before) / seconds,
-                "rollout/distinct_prompts": len(memo),
-            }
-            ctx.update = update
-            ctx.transcripts = tracker.take_transcripts()
-            callback.on_log(ctx, metrics)
-            if cfg.eval_every and update % cfg.eval_every == 0 and acc.is_main_process:
-                eval_env = vector_env(env_fn, min(cfg.num_envs, cfg.eval_episodes))
-                player = policy if truth is None else ValueRecorder(policy)
-                ctx.last_eval = evaluate(eval_env, player, cfg.eval_episodes, seed=self.seed + 1_000 * update).metrics()
-                eval_env.close()
-                if truth is not None:
-                    ctx.value_calibration = value_calibration(player, truth)
-                    ctx.last_eval |= ctx.value_calibration.metrics()
-                callback.on_eval(ctx)
-            if cfg.checkpoint_every and (update % cfg.checkpoint_every == 0 or update == cfg.total_updates):
-                self.save_checkpoint(policy, optimizer, ctx)
-            if not self.everyone_agrees(keep_going):
-                break
+    def _eval_player(self) -> LLMPolicy | ValueRecorder:
+        return self.policy if self.truth is None else ValueRecorder(self.policy)
 
-        callback.on_training_end(ctx)
-        envs.close()
-        return policy
+    def _eval_extras(self, player: LLMPolicy | ValueRecorder) -> dict[str, float]:
+        if self.truth is None:
+            return {}
+        self.ctx.value_calibration = value_calibration(player, self.truth)
+        return self.ctx.value_calibration.metrics()
 
     def update(self, policy: LLMPolicy, optimizer: torch.optim.Optimizer, batch: Batch) -> dict[str, float]:
         """PPO's epochs over ``batch`` (this process's share); returns the mean losses and diagnostics.
@@ -237,63 +256,26 @@ class PPO:
             policy.forward_module = policy.network
         return {key: float(np.mean(values)) for key, values in stats.items()}
 
-    def everyone_agrees(self, keep_going: bool) -> bool:
-        """Whether every process wants to go on (a callback on the main process may stop the run)."""
-        stop = torch.tensor(0.0 if keep_going else 1.0, device=self.accelerator.device)
-        return float(self.accelerator.reduce(stop, reduction="sum")) == 0.0
-
     # ---- checkpoints ----------------------------------------------------------------------------
-    def save_checkpoint(self, policy: LLMPolicy, optimizer: torch.optim.Optimizer, ctx: TrainingContext) -> Path:
-        """Adapters, value head, optimizer, counters and every process's RNG states, written atomically."""
-        acc, root = self.accelerator, Path(self.config.checkpoint_dir)
-        final = root / f"update-{ctx.update:06d}"
-        partial = root / f".{final.name}.partial"
-        if acc.is_main_process:
-            shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir(parents=True)
-            policy.save(partial)
-            torch.save(optimizer.state_dict(), partial / "optimizer.pt")
-            counters = {"update": ctx.update, "episode": ctx.episode, "env_steps": ctx.env_steps}
-            (partial / "counters.json").write_text(json.dumps(counters))
-        acc.wait_for_everyone()
-        torch.save(self.rng_states(policy), partial / f"rng-{acc.process_index}.pt")
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            shutil.rmtree(final, ignore_errors=True)
-            partial.rename(final)
-            for old in sorted(root.glob("update-*"))[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old)
-            log.info("checkpoint %s", final)
-        acc.wait_for_everyone()
-        return final
+    def _save(self, directory: Path) -> None:
+        """Adapters, value head and optimizer (the main process's); the counters and RNGs are the base's."""
+        if self.is_main_process:
+            self.policy.save(directory)
+            torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
 
-    def load_checkpoint(self, policy: LLMPolicy, optimizer: torch.optim.Optimizer, ctx: TrainingContext) -> int:
-        """Restore the newest checkpoint, if any; returns the update it was taken after (0 if none)."""
-        found = sorted(Path(self.config.checkpoint_dir).glob("update-*"))
-        if not found:
-            log.warning("resume: no checkpoint in %s, starting afresh", self.config.checkpoint_dir)
-            return 0
-        directory = found[-1]
-        policy.load_weights(directory)
-        optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=self.accelerator.device))
-        counters = json.loads((directory / "counters.json").read_text())
-        ctx.update, ctx.episode, ctx.env_steps = counters["update"], counters["episode"], counters["env_steps"]
-        rng = directory / f"rng-{self.accelerator.process_index}.pt"
-        if rng.exists():
-            self.set_rng_states(policy, torch.load(rng, weights_only=False))
-        log.info("resumed from %s", directory)
-        return counters["update"]
+    def _restore(self, directory: Path) -> None:
+        self.policy.load_weights(directory)
+        self.optimizer.load_state_dict(
+            torch.load(directory / "optimizer.pt", map_location=self.accelerator.device, weights_only=True)
+        )
 
-    def rng_states(self, policy: LLMPolicy) -> dict:
-        return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                "ppo": self.rng.get_state(), "policy": policy.generator.get_state()}
+    def _rng_states(self) -> dict:
+        return super()._rng_states() | {"ppo": rng.torch_state(self.rng), "policy": rng.torch_state(self.policy.generator)}
 
-    def set_rng_states(self, policy: LLMPolicy, states: dict) -> None:
-        random.setstate(states["python"])
-        np.random.set_state(states["numpy"])
-        torch.set_rng_state(states["torch"])
-        self.rng.set_state(states["ppo"])
-        policy.generator.set_state(states["policy"])
+    def _set_rng_states(self, states: dict) -> None:
+        super()._set_rng_states(states)
+        rng.set_torch_state(self.rng, states["ppo"])
+        rng.set_torch_state(self.policy.generator, states["policy"])
 
 
 class EpisodeTracker:

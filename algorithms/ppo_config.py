@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
+
+from textgym.algorithms.base import AlgorithmConfig
 
 
 class LRSchedule(str, Enum):
@@ -24,12 +27,15 @@ class MixedPrecision(str, Enum):
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(AlgorithmConfig):
     """Multi-turn PPO on an LLM policy: one sample per env step (turn), GAE over turns (``algorithm=ppo``).
 
     Defaults are the recipe under which SmolLM2-135M + LoRA learns text FrozenLake in CPU-minutes (STACK.md).
-    The batch of one update is ``num_envs * num_steps`` turns per process.
+    The batch of one update is ``num_envs * num_steps`` turns per process. Progress is counted in updates:
+    ``eval_every`` and ``checkpoint_every`` are updates.
     """
+
+    algorithm_class: ClassVar[str] = "textgym.algorithms.ppo:PPO"
 
     total_updates: int = 40
     """Updates (rollout, then optimisation) in the run."""
@@ -77,22 +83,19 @@ class PPOConfig:
     cpu: bool = False
     """Run on the CPU even where a GPU is present (also the way to test several processes with gloo)."""
     checkpoint_every: int = 10
-    """Updates between checkpoints (0: none)."""
-    checkpoint_dir: str = "checkpoints"
-    """Where checkpoints go (the CLI puts them in the run's output dir)."""
-    keep_checkpoints: int = 2
-    """Most recent checkpoints kept."""
-    resume: bool = False
-    """Continue from the newest checkpoint in ``checkpoint_dir``, if there is one."""
+    """Updates between checkpoints (with a checkpoint dir; ``textgym train`` gives the run's)."""
     eval_every: int = 0
     """Updates between evaluations through the shared evaluation path (0: none); on envs with exact ground
     truth they also measure the value head against it (``eval/value_*``, see ``algorithms.value_calibration``)."""
     eval_episodes: int = 64
     """Episodes per evaluation."""
+    eval_num_envs: int = 32
+    """Vector-env slots of the evaluations (one policy batch)."""
     transcripts: int = 2
     """Finished episodes kept per update as sample transcripts (logged as a table)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.lr_schedule = LRSchedule(self.lr_schedule)
         self.mixed_precision = MixedPrecision(self.mixed_precision)
         if min(self.total_updates, self.num_envs, self.num_steps, self.update_epochs) < 1:
@@ -109,10 +112,8 @@ class PPOConfig:
             raise ValueError(f"token_budget={self.token_budget} must be >= 1, or null for automatic")
         if min(self.learning_rate, self.value_learning_rate, self.clip_coef, self.max_grad_norm) <= 0:
             raise ValueError("learning_rate, value_learning_rate, clip_coef and max_grad_norm must be > 0")
-        if min(self.value_coef, self.entropy_coef, self.kl_coef, self.checkpoint_every, self.eval_every) < 0:
-            raise ValueError("value_coef, entropy_coef, kl_coef, checkpoint_every and eval_every must be >= 0")
-        if self.keep_checkpoints < 1:
-            raise ValueError(f"keep_checkpoints={self.keep_checkpoints} must be >= 1 (resuming needs one)")
+        if min(self.value_coef, self.entropy_coef, self.kl_coef) < 0:
+            raise ValueError("value_coef, entropy_coef and kl_coef must be >= 0")
 
     @property
     def batch_size(self) -> int:

@@ -11,26 +11,28 @@ not with this module.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 
-from textgym.algorithms.callbacks import Callback, CallbackList, TrainingContext
-from textgym.algorithms.evaluation import evaluate, vector_env
+from textgym.algorithms.base import Algorithm, AlgorithmConfig
 from textgym.policies.sb3 import SB3Algorithm, SB3Policy
 
 
 @dataclass
-class SB3Config:
-    """What every SB3 baseline shares; the remaining fields of a subclass are SB3's own arguments."""
+class SB3Config(AlgorithmConfig):
+    """What every SB3 baseline shares; the remaining fields of a subclass are SB3's own arguments.
 
+    Progress is counted in env steps: ``eval_every`` and ``checkpoint_every`` are env steps."""
+
+    algorithm_class: ClassVar[str] = "textgym.algorithms.sb3:SB3Learner"
     algorithm: ClassVar[SB3Algorithm]
     learner_fields: ClassVar[frozenset[str]] = frozenset(
         {"total_timesteps", "net_arch", "n_envs", "log_interval", "eval_every", "eval_episodes", "eval_num_envs",
-         "torch_threads"}
+         "torch_threads", "checkpoint_every", "keep_checkpoints"}
     )
 
     total_timesteps: int = 30_000
@@ -51,8 +53,8 @@ class SB3Config:
     """Env steps between evaluations through the shared ``evaluate`` (0 turns them off)."""
     eval_episodes: int = 100
     """Episodes per periodic evaluation."""
-    eval_num_envs: int = 8
-    """Vector-env slots of the periodic evaluations."""
+    checkpoint_every: int = 10_000
+    """Env steps between checkpoints (with a checkpoint dir; ``textgym train`` gives the run's)."""
     device: str = "cpu"
     """Torch device ("auto" takes a GPU when there is one; small MLPs are fastest on the CPU)."""
     torch_threads: int | None = 1
@@ -60,11 +62,10 @@ class SB3Config:
     thread than on two contended cores; None keeps torch's setting."""
 
     def __post_init__(self) -> None:
-        for name in ("total_timesteps", "n_envs", "log_interval", "eval_episodes", "eval_num_envs"):
+        super().__post_init__()
+        for name in ("total_timesteps", "n_envs", "log_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every={self.eval_every} must be >= 0 (0 turns evaluations off)")
         if not 0.0 <= self.gamma <= 1.0 or self.learning_rate <= 0.0:
             raise ValueError(f"need 0 <= gamma <= 1 and learning_rate > 0, got {self.gamma} and {self.learning_rate}")
         if self.torch_threads is not None and self.torch_threads < 1:
@@ -152,49 +153,98 @@ class MaskablePPOConfig(SB3Config):
                              f"{self.n_steps * self.n_envs}, or the last minibatch of every epoch is truncated")
 
 
-class SB3Learner:
-    """Trains an :class:`SB3Policy` with the algorithm its config names (DQN or MaskablePPO)."""
+class SB3Learner(Algorithm[SB3Config, SB3Policy]):
+    """Trains an :class:`SB3Policy` with the algorithm its config names (DQN or MaskablePPO).
 
-    def __init__(self, config: SB3Config, seed: int = 0) -> None:
-        self.config = config
-        self.seed = seed
+    SB3 runs its own loop (one iteration is the rest of ``model.learn``); its callback reports every step
+    to :meth:`on_progress`, so evaluations, checkpoints and signals work as for every algorithm. A
+    checkpoint holds the network and optimizer (safetensors and ``weights_only`` tensors), DQN's replay
+    buffer (``.npz`` arrays) and SB3's counters; a resumed run restarts its episodes (SB3 resets the envs).
+    """
 
-    def learn(
-        self, env_fn: Callable[[], gym.Env], policy: SB3Policy, callbacks: Sequence[Callback] = ()
-    ) -> SB3Policy:
-        cfg = self.config
-        if not isinstance(policy, SB3Policy):
-            raise TypeError(f"{cfg.algorithm.value} trains a stable-baselines3 policy (policy=sb3), "
-                            f"not {type(policy).__name__}")
-        model_class = cfg.algorithm.model_class()
+    policy_type = SB3Policy
+    policy_option = "a stable-baselines3 policy (policy=sb3)"
+    unit = "env steps"
+    checkpoint_prefix = "step"
+
+    @property
+    def name(self) -> str:
+        return self.config.algorithm.value
+
+    def progress(self) -> int:
+        return self.ctx.env_steps
+
+    def budget(self) -> int:
+        return self.config.total_timesteps
+
+    def _setup(self) -> None:
+        cfg, policy = self.config, self.policy
         import torch
         from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.logger import Logger
 
-        from textgym.algorithms.sb3_callbacks import CallbackBridge, MetricsWriter
+        from textgym.algorithms.sb3_callbacks import MetricsWriter
 
-        env = make_vec_env(lambda: policy.wrap(env_fn()), n_envs=cfg.n_envs, seed=self.seed)
-        model = model_class("MlpPolicy", env, seed=self.seed, verbose=0, **cfg.model_kwargs())
+        self.ctx.total_env_steps = cfg.total_timesteps
+        env = self.closing(make_vec_env(lambda: policy.wrap(self.env_fn()), n_envs=cfg.n_envs, seed=self.seed))
+        self.model = cfg.algorithm.model_class()("MlpPolicy", env, seed=self.seed, verbose=0, **cfg.model_kwargs())
         # SB3 seeds the first env and the action space alike, so its random actions would replay the env's
         # own draws (exploration would guess every GuessNumber secret at once): give actions their own stream
-        model.action_space.seed(int(np.random.SeedSequence(self.seed).generate_state(1)[0]))
-        policy.attach(model, cfg.algorithm)
-        callback = CallbackList(callbacks)
-        ctx = TrainingContext(total_episodes=0, total_env_steps=cfg.total_timesteps)
-        model.set_logger(Logger(folder=None, output_formats=[MetricsWriter(callback, ctx)]))
-        eval_env = vector_env(env_fn, cfg.eval_num_envs) if cfg.eval_every else None
+        self.model.action_space.seed(int(np.random.SeedSequence(self.seed).generate_state(1)[0]))
+        policy.attach(self.model, cfg.algorithm)
+        self.model.set_logger(Logger(folder=None, output_formats=[MetricsWriter(self.callback_proxy)]))
+        self.threads = torch.get_num_threads()
 
-        def evaluation() -> dict[str, float]:
-            return evaluate(eval_env, policy, cfg.eval_episodes, seed=self.seed + ctx.env_steps).metrics()
+    def callback_proxy(self, metrics: dict[str, float]) -> None:
+        """Where SB3's logged values go: the callbacks' ``on_log`` (set up after :meth:`_setup`)."""
+        self.callback.on_log(self.ctx, metrics)
 
-        bridge = CallbackBridge(callback, ctx, evaluation if eval_env is not None else None, cfg.eval_every)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.torch_threads or threads)
-        try:
-            model.learn(cfg.total_timesteps, callback=bridge, log_interval=cfg.log_interval)
+    def _iterate(self) -> bool:
+        import torch
+
+        from textgym.algorithms.sb3_callbacks import CallbackBridge
+
+        cfg, bridge = self.config, CallbackBridge(self)
+        torch.set_num_threads(cfg.torch_threads or self.threads)
+        try:  # SB3 counts the rest of the budget from model.num_timesteps (restored on resume)
+            self.model.learn(cfg.total_timesteps - self.model.num_timesteps, callback=bridge,
+                             log_interval=cfg.log_interval, reset_num_timesteps=False)
         finally:
-            torch.set_num_threads(threads)
-        env.close()
-        if eval_env is not None:
-            eval_env.close()
-        return policy
+            torch.set_num_threads(self.threads)
+        return bridge.keep
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    COUNTERS: ClassVar[tuple[str, ...]] = ("num_timesteps", "_n_updates", "_episode_num", "_n_calls")
+
+    def _save(self, directory: Path) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        model = self.model
+        save_file({k: v.contiguous() for k, v in model.policy.state_dict().items()}, directory / "sb3_weights.safetensors")
+        torch.save(model.policy.optimizer.state_dict(), directory / "sb3_optimizer.pt")
+        counters = {name: int(getattr(model, name)) for name in self.COUNTERS if hasattr(model, name)}
+        (directory / "sb3_counters.json").write_text(json.dumps(counters))
+        buffer = getattr(model, "replay_buffer", None)
+        if buffer is not None:
+            arrays = {k: getattr(buffer, k) for k in ("observations", "next_observations", "actions", "rewards",
+                                                      "dones", "timeouts") if getattr(buffer, k, None) is not None}
+            np.savez(directory / "replay_buffer.npz", pos=buffer.pos, full=buffer.full, **arrays)
+
+    def _restore(self, directory: Path) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        model = self.model
+        model.policy.load_state_dict(load_file(directory / "sb3_weights.safetensors"))
+        model.policy.optimizer.load_state_dict(torch.load(directory / "sb3_optimizer.pt", weights_only=True))
+        for name, value in json.loads((directory / "sb3_counters.json").read_text()).items():
+            setattr(model, name, value)
+        buffer_file = directory / "replay_buffer.npz"
+        if buffer_file.exists():
+            with np.load(buffer_file, allow_pickle=False) as saved:
+                buffer = model.replay_buffer
+                for key in saved.files:
+                    if key not in ("pos", "full"):
+                        getattr(buffer, key)[...] = saved[key]
+                buffer.pos, buffer.full = int(saved["pos"]), bool(saved["full"])

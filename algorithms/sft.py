@@ -10,21 +10,15 @@ and loads as any LLM policy (``LLMPolicy.save`` / ``load``) and can start PPO (`
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import Callable, Sequence
+import math
 
-import gymnasium as gym
 import torch
 import trl
-from accelerate.state import AcceleratorState
 from datasets import Dataset
-from transformers import PrinterCallback
 
-from textgym.algorithms.callbacks import Callback
 from textgym.algorithms.sft_config import SFTConfig
 from textgym.algorithms.trajectories import load_trajectories, select
-from textgym.algorithms.trl_callbacks import TrainerLogs
-from textgym.policies.llm import LLMPolicy
+from textgym.algorithms.trl_base import TRLAlgorithm
 from textgym.policies.llm_prompts import ChatFormat, History
 
 log = logging.getLogger(__name__)
@@ -45,19 +39,13 @@ def sft_examples(turns: Dataset, chat: ChatFormat, history: int) -> Dataset:
     return Dataset.from_list(examples)
 
 
-class SFT:
+class SFT(TRLAlgorithm[SFTConfig]):
     """Imitates the episodes of a ``textgym collect`` dataset (``algorithm=sft``)."""
 
-    def __init__(self, config: SFTConfig, seed: int = 0) -> None:
-        self.config = config
-        self.seed = seed
-
-    def learn(self, env_fn: Callable[[], gym.Env], policy: LLMPolicy, callbacks: Sequence[Callback] = ()) -> LLMPolicy:
-        if not isinstance(policy, LLMPolicy):
-            raise TypeError(f"SFT trains an LLM policy (policy=llm), not {type(policy).__name__}")
-        cfg = self.config
+    def _setup(self) -> None:
+        cfg, policy = self.config, self.policy
         dataset, metadata = load_trajectories(cfg.dataset)
-        env = env_fn()
+        env = self.env_fn()
         if metadata.get("env_id") not in (None, env.spec.id if env.spec else None):
             log.warning("the dataset was recorded on %s, the run's env is %s", metadata["env_id"], env.spec.id)
         env.close()
@@ -67,17 +55,12 @@ class SFT:
                              "or keep=all / keep=best")
         examples = sft_examples(turns, ChatFormat(policy.tokenizer), policy.config.history)
         log.info("SFT on %d turns of %d episodes", len(examples), len(set(turns["episode"])))
-        with tempfile.TemporaryDirectory(prefix="textgym-sft-") as scratch:
-            args = trl.SFTConfig(
-                output_dir=scratch, num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
-                learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.logging_steps,
-                bf16=cfg.bf16, use_cpu=cfg.cpu or not torch.cuda.is_available(), seed=self.seed, completion_only_loss=True, max_length=None,
-                gradient_checkpointing=False, save_strategy="no", report_to="none", disable_tqdm=True,
-            )
-            trainer = trl.SFTTrainer(model=policy.lm, args=args, train_dataset=examples,
-                                     processing_class=policy.tokenizer, callbacks=[TrainerLogs(callbacks)])
-            trainer.remove_callback(PrinterCallback)  # logs go to the textgym callbacks, not stdout
-            trainer.train()
-        AcceleratorState._reset_state()  # process-wide: PPO's Accelerator may then set its own precision
-        policy.lm.eval()
-        return policy
+        self.steps = math.ceil(cfg.epochs * math.ceil(len(examples) / cfg.batch_size))
+        args = trl.SFTConfig(
+            output_dir=self.scratch_dir(), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.logging_steps,
+            bf16=cfg.bf16, use_cpu=cfg.cpu or not torch.cuda.is_available(), seed=self.seed, completion_only_loss=True,
+            max_length=None, gradient_checkpointing=False, save_strategy="no", report_to="none", disable_tqdm=True,
+        )
+        self.trainer = trl.SFTTrainer(model=policy.lm, args=args, train_dataset=examples,
+                                      processing_class=policy.tokenizer, callbacks=self.trainer_callbacks())

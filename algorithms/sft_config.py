@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from textgym.algorithms.base import AlgorithmConfig
 from enum import Enum
 
 
@@ -19,10 +22,13 @@ class Keep(str, Enum):
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(AlgorithmConfig):
     """Supervised fine-tuning of an LLM policy's LoRA adapters on recorded episodes, with TRL's SFTTrainer
     (``algorithm=sft``). The loss is on the answers only (the action and the end token), after prompts built
     exactly as the policy builds them."""
+
+    algorithm_class: ClassVar[str] = "textgym.algorithms.sft:SFT"
+    checkpoints: ClassVar[bool] = False  # the trainer runs in one call; rerun it instead
 
     dataset: str
     """A directory written by ``textgym collect`` (required)."""
@@ -44,6 +50,7 @@ class SFTConfig:
     """Train on the CPU even where a GPU is present."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.keep = Keep(self.keep)
         if self.epochs <= 0 or self.learning_rate <= 0:
             raise ValueError(f"epochs={self.epochs} and learning_rate={self.learning_rate} must be > 0")

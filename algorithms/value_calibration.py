@@ -19,7 +19,7 @@ valid actions; :func:`value_calibration` compares the predictions with
   on the state's own text.
 
 Each comparison reports the mean absolute error, Pearson's correlation and a binned calibration curve;
-:class:`LogValueCalibration` logs the curve to W&B as a figure.
+:class:`textgym.plots.LogValueCalibration` logs the curve to W&B as a figure.
 """
 
 from __future__ import annotations
@@ -32,15 +32,12 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike
 
-from textgym.algorithms.callbacks import Callback, Logger, TrainingContext
 from textgym.algorithms.ground_truth import GroundTruth
 from textgym.envs.mdp import TabularMDP, solve
 from textgym.policies.base import Policy
 from textgym.policies.llm_config import ActionMode
 
 if TYPE_CHECKING:  # torch and transformers stay out of the CLI's imports
-    from matplotlib.figure import Figure
-
     from textgym.policies.llm import LLMPolicy, Query, QueryResult
     from textgym.policies.llm_prompts import Prompt
 
@@ -181,45 +178,3 @@ def value_calibration(recorder: ValueRecorder, truth: GroundTruth, bins: int = 1
     steps_left = [truth.horizon - t for t in recorder.clock]
     v_pi = {h: solve(truth.mdp, gamma=truth.gamma, horizon=h, policy=table).v for h in set(steps_left)}
     return ValueCalibration(optimal, calibrate(recorder.values, [v_pi[h][i] for h, i in zip(steps_left, rows)], bins))
-
-
-def calibration_figure(report: ValueCalibration, title: str = "value head calibration") -> Figure:
-    """Binned mean true value against mean prediction (for ``V*`` and ``V^pi``), with the diagonal."""
-    from textgym.plots import plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.0))
-    curves = {"V*": report.optimal, "V^pi": report.policy}
-    for name, c in curves.items():
-        if c is not None:
-            ax.plot(c.predicted, c.true, marker="o", label=f"{name}: MAE {c.mae:.3f}, r {c.correlation:.2f}")
-    low = min(min(c.predicted.min(), c.true.min()) for c in curves.values() if c is not None)
-    high = max(max(c.predicted.max(), c.true.max()) for c in curves.values() if c is not None)
-    ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="calibrated")
-    ax.set_xlabel("value head (mean in bin)")
-    ax.set_ylabel("true value (mean in bin)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-class LogValueCalibration(Callback):
-    """Logs each evaluation's calibration figure (``ctx.value_calibration``) as ``eval/value_calibration``.
-
-    The scalar ``eval/value_*`` metrics go through :class:`~textgym.algorithms.callbacks.LogMetrics`.
-    """
-
-    def __init__(self, logger: Logger) -> None:
-        self.logger = logger
-
-    def on_eval(self, ctx: TrainingContext) -> None:
-        if ctx.value_calibration is None:
-            return
-        import wandb  # only runs with a calibration pay for the import
-
-        from textgym.plots import plt
-
-        fig = calibration_figure(ctx.value_calibration, f"value head after update {ctx.update}")
-        self.logger.log({"eval/value_calibration": wandb.Image(fig)}, step=ctx.episode)
-        plt.close(fig)

@@ -27,7 +27,8 @@ from textgym.algorithms.callbacks import Callback, TrainingContext
 from textgym.algorithms.evaluation import evaluate, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
 from textgym.algorithms.ppo import PPO
-from textgym.algorithms.value_calibration import ValueCalibration, ValueRecorder, calibration_figure, value_calibration
+from textgym.algorithms.value_calibration import ValueCalibration, ValueRecorder, value_calibration
+from textgym.plots import calibration_figure
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
 from textgym.plots import plt

@@ -59,7 +59,7 @@ def writing_prompt(persona: Persona, focus: int, turns: list[tuple[str, str]]) -
 
 @cache
 def _load(model: str) -> tuple[Any, Any]:
-    from textgym.policies.llm_loading import load_causal_lm  # heavy: torch and transformers
+    from textgym.models import load_causal_lm  # heavy: torch and transformers
 
     return load_causal_lm(model)
 

@@ -34,7 +34,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from textgym.policies.base import Policy
 from textgym.policies.llm_config import ActionMode, LLMPolicyConfig, Normalisation
-from textgym.policies.llm_loading import load_causal_lm
+from textgym.models import load_causal_lm
 from textgym.policies.llm_memory import MB, ByteLRU
 from textgym.policies.llm_network import KV, NetworkOutput, PolicyNetwork, Rows, decoder, encode_prefix, run_layers
 from textgym.policies.llm_prompts import ChatFormat, History, Prompt

