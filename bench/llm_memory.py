@@ -142,7 +142,7 @@ def measure(kind: str, env: str, overrides: list[str], turns: Path, token_budget
     """Run one measurement in a fresh interpreter; its JSON result."""
     command = [sys.executable, __file__, "--measure", kind, "--env", env, "--turns", str(turns),
                "--token-budget", str(token_budget), "--override", *overrides]
-    run = subprocess.run(command, capture_output=True, text=True)
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise RuntimeError(f"{kind} on {env} failed:\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])

@@ -32,11 +32,19 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from textgym.models import load_causal_lm
 from textgym.policies.base import Policy
 from textgym.policies.llm_config import ActionMode, LLMPolicyConfig, Normalisation
-from textgym.models import load_causal_lm
 from textgym.policies.llm_memory import MB, ByteLRU
-from textgym.policies.llm_network import KV, NetworkOutput, PolicyNetwork, Rows, decoder, encode_prefix, run_layers
+from textgym.policies.llm_network import (
+    KV,
+    NetworkOutput,
+    PolicyNetwork,
+    Rows,
+    decoder,
+    encode_prefix,
+    run_layers,
+)
 from textgym.policies.llm_prompts import ChatFormat, History, Prompt
 
 Choice = int | tuple[int, ...]

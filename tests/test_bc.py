@@ -85,7 +85,7 @@ def test_cli_clones_a_collected_dataset(tmp_path: Path) -> None:
 
     def textgym(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["textgym", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
 
     collect = textgym("collect", "env=frozenlake", "env.kwargs.is_slippery=false", "policy=oracle", "episodes=8",
                       "output=data", "hydra.run.dir=collect")

@@ -97,7 +97,8 @@ def test_cli_fails_in_one_line_before_training_when_the_run_cannot_fit(tmp_path:
         ["textgym", "train", "env=guess_number", "policy=llm", "policy.model=tiny", "algorithm=ppo",
          "algorithm.num_envs=2", "algorithm.num_steps=2", "algorithm.token_budget=100000000000", "logger=none",
          "hydra.run.dir=run"],
-        cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, capture_output=True,
+        text=True, timeout=300, check=False,
     )
     assert run.returncode != 0
     [line] = [line for line in run.stderr.splitlines() if line.startswith("MemoryError: the run will not fit")]
