@@ -12,13 +12,15 @@ wrapped in DDP, and advantages are whitened over every process's batch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
@@ -31,6 +33,7 @@ from textgym.algorithms.evaluation import Episode, slot_info, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
 from textgym.algorithms.ppo_config import LRSchedule, PPOConfig
 from textgym.algorithms.ppo_functions import explained_variance, gae, policy_loss, value_loss, whiten
+from textgym.algorithms.ppo_memory import MAX_AUTO_BUDGET, plan_memory
 from textgym.algorithms.value_calibration import ValueRecorder, value_calibration
 from textgym.policies.llm import Choice, Decision, LLMPolicy
 from textgym.policies.llm_prompts import History, Prompt
@@ -99,12 +102,15 @@ class PPO(Algorithm[PPOConfig, LLMPolicy]):
         return float(self.accelerator.reduce(raised, reduction="sum")) > 0.0
 
     # ---- set-up ---------------------------------------------------------------------------------
-    def setup(self, policy: LLMPolicy) -> torch.optim.Optimizer:
-        """Create the Accelerator, move the policy to its device and prepare the trainable part and optimizer."""
+    def setup(self, policy: LLMPolicy, env_fn: Callable[[], gym.Env] | None = None) -> torch.optim.Optimizer:
+        """Create the Accelerator, move the policy to its device and prepare the trainable part and optimizer.
+
+        Given the env, first estimate the run's peak memory from the model's shapes and the env's prompts: pick
+        the update's token budget (when automatic) and fail in one line, naming the setting, if it cannot fit.
+        """
         cfg = self.config
         self.accelerator = acc = Accelerator(
             cpu=cfg.cpu, mixed_precision=cfg.mixed_precision.value,
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             # rollouts run a different number of forward passes on each process: no collectives in forward
             kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
         )
@@ -112,6 +118,9 @@ class PPO(Algorithm[PPOConfig, LLMPolicy]):
         self.rng.manual_seed(self.seed + acc.process_index)
         policy.generator.manual_seed(self.seed + acc.process_index)
         policy.to(acc.device)
+        self.token_budget = cfg.token_budget or MAX_AUTO_BUDGET
+        if env_fn is not None:
+            self.token_budget = plan_memory(policy, cfg, env_fn, acc.device).token_budget
         adapters, value_head = policy.trainable_parameters()
         optimizer = torch.optim.AdamW(
             [{"params": adapters, "lr": cfg.learning_rate}, {"params": value_head, "lr": cfg.value_learning_rate}],
@@ -122,7 +131,7 @@ class PPO(Algorithm[PPOConfig, LLMPolicy]):
 
     def _setup(self) -> None:
         cfg = self.config
-        self.optimizer = self.setup(self.policy)
+        self.optimizer = self.setup(self.policy, self.env_fn)
         self.ctx.total_env_steps = cfg.total_updates * cfg.batch_size * self.accelerator.num_processes
         self.envs = self.closing(vector_env(self.env_fn, cfg.num_envs))
         self.history = History(self.policy.config.history)  # the rollout envs' own, apart from evaluations'
@@ -200,14 +209,18 @@ class PPO(Algorithm[PPOConfig, LLMPolicy]):
         return self.ctx.value_calibration.metrics()
 
     def update(self, policy: LLMPolicy, optimizer: torch.optim.Optimizer, batch: Batch) -> dict[str, float]:
-        """PPO's epochs over ``batch`` (this process's share); returns the mean losses and diagnostics."""
+        """PPO's epochs over ``batch`` (this process's share); returns the mean losses and diagnostics.
+
+        Each minibatch runs as micro-batches of at most ``token_budget`` tokens whose losses are weighted by their
+        share of the minibatch, so their summed gradients are the one-pass gradient; one clip and step follow.
+        """
         cfg, acc = self.config, self.accelerator
         advantages = batch.advantages
         if cfg.normalize_advantages:
             advantages = whiten(advantages, acc.gather(advantages.to(acc.device)).cpu())
         reference = {} if cfg.kl_coef else None  # the reference never changes: one pass per distinct query
         minibatch = len(batch) // cfg.num_minibatches
-        micro = minibatch // cfg.gradient_accumulation_steps
+        units = [policy.forward_unit(p, c) for p, c in zip(batch.prompts, batch.choices)]
         adapters, value_head = policy.trainable_parameters()
         stats: dict[str, list[float]] = defaultdict(list)
         policy.forward_module = self.model
@@ -215,30 +228,26 @@ class PPO(Algorithm[PPOConfig, LLMPolicy]):
             for _ in range(cfg.update_epochs):
                 order = torch.randperm(len(batch), generator=self.rng).tolist()
                 epoch_kl = []
-                for start in range(0, len(batch), micro):
-                    index = order[start : start + micro]
-                    mb = batch.take(index)
-                    with acc.accumulate(self.model), acc.autocast():
-                        new = policy.evaluate(mb.prompts, mb.choices, reference_memo=reference)
-                        pg_loss, approx_kl, clip_fraction = policy_loss(
-                            new.logprobs.float(), mb.logprobs.to(acc.device), advantages[index].to(acc.device), cfg.clip_coef
-                        )
-                        v_loss = value_loss(new.values.float(), mb.values.to(acc.device), mb.returns.to(acc.device),
-                                            cfg.clip_coef if cfg.clip_value_loss else None)
-                        entropy = new.entropies.float().mean()
-                        loss = pg_loss - cfg.entropy_coef * entropy + cfg.value_coef * v_loss
-                        if new.kl is not None:
-                            loss = loss + cfg.kl_coef * new.kl.float().mean()
-                            stats["train/kl_to_reference"].append(float(new.kl.mean()))
-                        acc.backward(loss)
-                        if acc.sync_gradients:
-                            acc.clip_grad_norm_(adapters + value_head, cfg.max_grad_norm)
-                        optimizer.step()
-                        optimizer.zero_grad()
-                    epoch_kl.append(float(approx_kl))
-                    for key, value in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", entropy),
-                                       ("approx_kl", approx_kl), ("clip_fraction", clip_fraction)):
-                        stats[f"train/{key}"].append(float(value.detach()))
+                for start in range(0, len(batch), minibatch):
+                    index = order[start : start + minibatch]
+                    parts = micro_batches([units[i] for i in index], self.token_budget)
+                    sums: dict[str, float] = defaultdict(float)
+                    for number, part in enumerate(parts):
+                        rows = [index[i] for i in part]
+                        weight = len(rows) / len(index)
+                        last = number == len(parts) - 1  # gradients are all-reduced on the last micro-batch only
+                        with (contextlib.nullcontext() if last else acc.no_sync(self.model)), acc.autocast():
+                            terms = ppo_loss(cfg, policy, batch.take(rows), advantages[rows], reference, acc.device)
+                            acc.backward(weight * terms.pop("loss"))
+                        for key, value in terms.items():
+                            sums[key] += weight * float(value)
+                    acc.clip_grad_norm_(adapters + value_head, cfg.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    epoch_kl.append(sums["approx_kl"])
+                    stats["train/micro_batches"].append(len(parts))
+                    for key, value in sums.items():
+                        stats[f"train/{key}"].append(value)
                 if cfg.target_kl is not None:
                     mean_kl = acc.reduce(torch.tensor(np.mean(epoch_kl), device=acc.device), reduction="mean")
                     if float(mean_kl) > cfg.target_kl:
@@ -300,3 +309,43 @@ class EpisodeTracker:
         """The transcripts gathered since the last call."""
         taken, self.transcripts = self.transcripts, []
         return taken
+
+
+def micro_batches(units: Sequence[tuple[Hashable, int]], budget: int) -> list[list[int]]:
+    """Positions of samples, given each one's forward unit and token count, grouped into micro-batches of at most
+    ``budget`` tokens; the samples of one unit stay together (one forward), and a unit over budget runs alone."""
+    members: dict[Hashable, list[int]] = defaultdict(list)
+    tokens: dict[Hashable, int] = {}
+    for position, (unit, count) in enumerate(units):
+        members[unit].append(position)
+        tokens[unit] = count
+    parts: list[list[int]] = []
+    used = 0
+    for unit, positions in members.items():
+        if parts and used + tokens[unit] <= budget:
+            parts[-1] += positions
+            used += tokens[unit]
+        else:
+            parts.append(list(positions))
+            used = tokens[unit]
+    return parts
+
+
+def ppo_loss(
+    cfg: PPOConfig, policy: LLMPolicy, mb: Batch, advantages: Tensor, reference: dict | None, device: torch.device
+) -> dict[str, Tensor]:
+    """PPO's loss on the turns ``mb`` (a mean over them, key ``loss``), with its terms and diagnostics (detached)."""
+    new = policy.evaluate(mb.prompts, mb.choices, reference_memo=reference)
+    pg_loss, approx_kl, clip_fraction = policy_loss(
+        new.logprobs.float(), mb.logprobs.to(device), advantages.to(device), cfg.clip_coef
+    )
+    v_loss = value_loss(new.values.float(), mb.values.to(device), mb.returns.to(device),
+                        cfg.clip_coef if cfg.clip_value_loss else None)
+    entropy = new.entropies.float().mean()
+    terms = {"policy_loss": pg_loss, "value_loss": v_loss, "entropy": entropy, "approx_kl": approx_kl,
+             "clip_fraction": clip_fraction}
+    loss = pg_loss - cfg.entropy_coef * entropy + cfg.value_coef * v_loss
+    if new.kl is not None:
+        terms["kl_to_reference"] = new.kl.float().mean()
+        loss = loss + cfg.kl_coef * terms["kl_to_reference"]
+    return {"loss": loss} | {key: value.detach() for key, value in terms.items()}

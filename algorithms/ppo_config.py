@@ -56,9 +56,12 @@ class PPOConfig(AlgorithmConfig):
     update_epochs: int = 4
     """Passes over each batch."""
     num_minibatches: int = 1
-    """Minibatches per pass (one keeps every distinct state in one forward)."""
-    gradient_accumulation_steps: int = 1
-    """Micro-batches per minibatch whose gradients add up before a step (Accelerate's accumulation)."""
+    """Minibatches (optimizer steps) per pass."""
+    token_budget: int | None = None
+    """Most tokens in the trainable layers per micro-batch of an update; a minibatch runs as as many micro-batches
+    as it needs, their gradients summed to the one-pass gradient before its step, so memory does not grow with
+    the batch. Equal states stay in one micro-batch (one forward); a state longer than the budget runs alone.
+    None: automatic, the largest budget up to 4096 whose estimated peak fits half the memory available at set-up."""
     clip_coef: float = 0.2
     """PPO's ratio clip."""
     clip_value_loss: bool = True
@@ -99,12 +102,14 @@ class PPOConfig(AlgorithmConfig):
             raise ValueError("total_updates, num_envs, num_steps and update_epochs must all be >= 1")
         if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
             raise ValueError(f"gamma={self.gamma} and gae_lambda={self.gae_lambda} must be in [0, 1]")
-        batch, parts = self.num_envs * self.num_steps, self.num_minibatches * self.gradient_accumulation_steps
-        if self.num_minibatches < 1 or self.gradient_accumulation_steps < 1 or batch % parts:
+        batch = self.num_envs * self.num_steps
+        if self.num_minibatches < 1 or batch % self.num_minibatches:
             raise ValueError(
-                f"the batch of num_envs * num_steps = {batch} turns must split evenly into num_minibatches * "
-                f"gradient_accumulation_steps = {parts} micro-batches: change num_envs, num_steps or those two"
+                f"the batch of num_envs * num_steps = {batch} turns must split evenly into num_minibatches = "
+                f"{self.num_minibatches} minibatches: change num_envs, num_steps or num_minibatches"
             )
+        if self.token_budget is not None and self.token_budget < 1:
+            raise ValueError(f"token_budget={self.token_budget} must be >= 1, or null for automatic")
         if min(self.learning_rate, self.value_learning_rate, self.clip_coef, self.max_grad_norm) <= 0:
             raise ValueError("learning_rate, value_learning_rate, clip_coef and max_grad_norm must be > 0")
         if min(self.value_coef, self.entropy_coef, self.kl_coef) < 0:

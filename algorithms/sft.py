@@ -16,10 +16,11 @@ import torch
 import trl
 from datasets import Dataset
 
+from textgym.algorithms.bc import recorded_turns
 from textgym.algorithms.sft_config import SFTConfig
 from textgym.algorithms.trajectories import load_trajectories, select
 from textgym.algorithms.trl_base import TRLAlgorithm
-from textgym.policies.llm_prompts import ChatFormat, History
+from textgym.policies.llm_prompts import ChatFormat
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,9 @@ log = logging.getLogger(__name__)
 def sft_examples(turns: Dataset, chat: ChatFormat, history: int) -> Dataset:
     """Pre-tokenized examples (``input_ids``, ``completion_mask``), one per recorded turn, with the prompts
     rebuilt by a :class:`History` of ``history`` earlier turns per episode."""
-    examples, episode, window = [], None, History(history)
-    for row in turns:
-        if row["episode"] != episode:  # the rows of an episode are consecutive, in turn order
-            episode, window = row["episode"], History(history)
-        info = {"valid_actions": row["valid_actions"]} | ({"instructions": row["instructions"]} if row["turn"] == 0 else {})
-        prompt = window.prompts([row["observation"]], [info])[0]
-        window.record([row["action"]])
-        prompt_ids, answer_ids = chat.example(prompt, row["action"])
+    examples = []
+    for prompt, action in recorded_turns(turns, history):
+        prompt_ids, answer_ids = chat.example(prompt, action)
         examples.append({"input_ids": prompt_ids + answer_ids, "completion_mask": [0] * len(prompt_ids) + [1] * len(answer_ids)})
     return Dataset.from_list(examples)
 

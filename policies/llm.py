@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +32,19 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from textgym.models import load_causal_lm
 from textgym.policies.base import Policy
 from textgym.policies.llm_config import ActionMode, LLMPolicyConfig, Normalisation
-from textgym.models import load_causal_lm
-from textgym.policies.llm_network import KV, NetworkOutput, PolicyNetwork, Segments, decoder, encode_prefix, run_layers
+from textgym.policies.llm_memory import MB, ByteLRU
+from textgym.policies.llm_network import (
+    KV,
+    NetworkOutput,
+    PolicyNetwork,
+    Rows,
+    decoder,
+    encode_prefix,
+    run_layers,
+)
 from textgym.policies.llm_prompts import ChatFormat, History, Prompt
 
 Choice = int | tuple[int, ...]
@@ -120,10 +129,10 @@ class LLMPolicy(Policy):
         self.generator = torch.Generator().manual_seed(config.seed)
         self.tokens_forwarded = 0
         """Tokens run through the trainable layers so far (for throughput metrics)."""
-        self._prefixes: dict[str, KV] = {}
-        self._lower: OrderedDict[Query, tuple[Tensor, list[Tensor]]] = OrderedDict()
-        self._ids: dict[str, list[int]] = {}
-        self._candidates: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
+        self._prefixes: ByteLRU[str, KV] = ByteLRU(int(config.prefix_cache_mb * MB))
+        self._lower: ByteLRU[Query, Tensor] = ByteLRU(int(config.lower_cache_mb * MB))
+        self._tokenized: ByteLRU[str | tuple[str, ...], list | tuple] = ByteLRU(int(config.token_cache_mb * MB))
+        """Token ids of texts (by the text) and scored continuations of action sets (by the actions)."""
         if config.init_from is not None:
             self.load_weights(config.init_from)
 
@@ -254,27 +263,39 @@ class LLMPolicy(Policy):
 
     # ---- prompts and candidates ---------------------------------------------------------------
     def _tokens(self, text: str) -> list[int]:
-        if text not in self._ids:
-            if len(self._ids) >= self.config.cache_size:
-                self._ids.clear()
-            self._ids[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return self._ids[text]
+        """The token ids of ``text`` (cached: do not modify them)."""
+        return self._tokenized.fetch(text, lambda: self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _query(self, prompt: Prompt) -> Query:
         """Score mode: the prompt with its actions as continuations (none when they are all single tokens)."""
-        if prompt.actions not in self._candidates:
-            tokens = [tuple(self._tokens(action)) for action in prompt.actions]
-            single = all(len(t) == 1 for t in tokens) and len(set(tokens)) == len(tokens)
-            eos = self.tokenizer.eos_token_id
-            self._candidates[prompt.actions] = () if single else tuple(t + (eos,) for t in tokens)
-        return Query(prompt, self._candidates[prompt.actions])
+        return Query(prompt, self._tokenized.fetch(prompt.actions, lambda: self._continuations(prompt.actions)))
+
+    def _continuations(self, actions: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+        tokens = [tuple(self._tokens(action)) for action in actions]
+        if all(len(t) == 1 for t in tokens) and len(set(tokens)) == len(tokens):
+            return ()
+        return tuple(t + (self.tokenizer.eos_token_id,) for t in tokens)
+
+    def forward_unit(self, prompt: Prompt, choice: Choice) -> tuple[Query, int]:
+        """The forward unit that evaluates ``choice`` in ``prompt`` (equal units share one pass) and its token count
+        in the trainable layers: the dynamic prompt and the continuations packed after it."""
+        query = Query(prompt, (choice,)) if self.config.action_mode is ActionMode.generate else self._query(prompt)
+        return query, self._length(query)
+
+    def prefix_length(self, instructions: str) -> int:
+        """Tokens of the instructions prefix (encoded once into a KV cache)."""
+        return len(self._tokens(self.chat.prefix(instructions)))
+
+    def _length(self, query: Query) -> int:
+        return len(self._tokens(self.chat.dynamic(query.prompt.text))) + sum(len(c) for c in query.continuations)
 
     def _prefix(self, instructions: str) -> KV:
-        if instructions not in self._prefixes:
+        def encode() -> KV:
             ids = torch.tensor([self._tokens(self.chat.prefix(instructions))], device=self.device)
             with self.lm.disable_adapter():
-                self._prefixes[instructions] = encode_prefix(self.lm, ids)
-        return self._prefixes[instructions]
+                return encode_prefix(self.lm, ids)
+
+        return self._prefixes.fetch(instructions, encode)
 
     def _generate(self, prompt: Prompt, greedy: bool) -> tuple[int, ...]:
         """Sampled answer tokens (ending with the eos token unless cut at ``max_new_tokens``)."""
@@ -305,78 +326,115 @@ class LLMPolicy(Policy):
                 todo[query.prompt.instructions].append(query)
         for instructions, group in todo.items():
             prefix = self._prefix(instructions)
-            for start in range(0, len(group), self.config.batch_size):
-                chunk = group[start : start + self.config.batch_size]
-                x = self._batch([self._lower_states(q, prefix) for q in chunk])
+            for chunk in self._chunks(group):
+                x, scoring = self._batch(chunk, [self._lower_states(q, prefix) for q in chunk])
                 out = self.forward_module(prefix, x)
-                self.tokens_forwarded += int(x.prompt_mask.sum()) + (0 if x.continuation_mask is None else int(x.continuation_mask.sum()))
-                results.update(zip(chunk, self._read(chunk, x, out)))
+                self.tokens_forwarded += int((x.segments >= 0).sum())
+                results.update(zip(chunk, self._read(chunk, out, scoring)))
         return results if memo is None else {q: results[q] for q in queries}
 
-    def _lower_states(self, query: Query, prefix: KV) -> tuple[Tensor, list[Tensor]]:
-        """The frozen layers' output for the query's prompt and continuations (computed once, then cached)."""
-        if query in self._lower:
-            self._lower.move_to_end(query)
-            return self._lower[query]
-        ids = self._tokens(self.chat.dynamic(query.prompt.text))
-        embed = self.stack.embed_tokens
-        with torch.no_grad():
-            x = self._batch([(embed(torch.tensor(ids, device=self.device)),
-                              [embed(torch.tensor(c, device=self.device)) for c in query.continuations])])
-            out = run_layers(self.stack, range(self.first_trainable), prefix, x)
-        states = (out.prompts[0], [] if out.continuations is None else
-                  [h[:len(c)] for h, c in zip(out.continuations, query.continuations)])
-        self._lower[query] = states
-        if len(self._lower) > self.config.cache_size:
-            self._lower.popitem(last=False)
-        return states
+    def _chunks(self, group: list[Query]) -> list[list[Query]]:
+        """Forward batches of at most ``batch_size`` rows and ``batch_tokens`` padded tokens (longest rows first)."""
+        chunks: list[list[Query]] = []
+        widest = 0
+        for query in sorted(group, key=self._length, reverse=True):
+            length = self._length(query)
+            if chunks and len(chunks[-1]) < self.config.batch_size and widest * (len(chunks[-1]) + 1) <= self.config.batch_tokens:
+                chunks[-1].append(query)
+            else:
+                chunks.append([query])
+                widest = length
+        return chunks
 
-    @staticmethod
-    def _batch(items: Sequence[tuple[Tensor, list[Tensor]]]) -> Segments:
-        """Right-padded prompts and continuations (continuations in query order)."""
-        prompts = [p for p, _ in items]
-        masks = [torch.ones(len(p), dtype=torch.long, device=p.device) for p in prompts]
-        x = Segments(pad_sequence(prompts, batch_first=True), pad_sequence(masks, batch_first=True))
-        continuations = [c for _, cs in items for c in cs]
-        if continuations:
-            x.continuations = pad_sequence(continuations, batch_first=True)
-            x.continuation_mask = pad_sequence([torch.ones(len(c), dtype=torch.long, device=c.device) for c in continuations],
-                                               batch_first=True)
-            x.rows = torch.tensor([b for b, (_, cs) in enumerate(items) for _ in cs], device=prompts[0].device)
-        return x
+    def _lower_states(self, query: Query, prefix: KV) -> Tensor:
+        """The frozen layers' output on the query's packed row (computed once, then cached)."""
+        def compute() -> Tensor:
+            with torch.no_grad():
+                x, _ = self._batch([query], [self.stack.embed_tokens(torch.tensor(self._row_ids(query), device=self.device))])
+                return run_layers(self.stack, range(self.first_trainable), prefix, x).hidden[0]
 
-    def _read(self, chunk: Sequence[Query], x: Segments, out: NetworkOutput) -> list[QueryResult]:
+        return self._lower.fetch(query, compute)
+
+    def _row_ids(self, query: Query) -> list[int]:
+        return [*self._tokens(self.chat.dynamic(query.prompt.text)), *(t for c in query.continuations for t in c)]
+
+    def _batch(self, chunk: Sequence[Query], hidden: Sequence[Tensor]) -> tuple[Rows, Scoring]:
+        """The queries' packed rows (right-padded), and where their continuations' tokens are scored."""
+        width = max(len(h) for h in hidden)
+        positions = torch.zeros(len(chunk), width, dtype=torch.long)
+        segments = torch.full((len(chunk), width), -1, dtype=torch.long)
+        last, reads, scoring = [], [], Scoring([], [], [], [])
+        for b, query in enumerate(chunk):
+            length = len(self._tokens(self.chat.dynamic(query.prompt.text)))
+            positions[b, :length] = torch.arange(length)
+            segments[b, :length] = 0
+            last.append(length - 1)
+            start = length
+            for c, tokens in enumerate(query.continuations):
+                positions[b, start : start + len(tokens)] = torch.arange(length, length + len(tokens))
+                segments[b, start : start + len(tokens)] = c + 1
+                scoring.lengths.append(len(tokens))
+                for s, token in enumerate(tokens):  # token s is predicted after the prompt (s = 0) or after token s - 1
+                    scoring.source.append(b if s == 0 else len(chunk) + len(reads))
+                    if s:
+                        reads.append(b * width + start + s - 1)
+                    scoring.target.append(token)
+                    scoring.owner.append(len(scoring.lengths) - 1)
+                start += len(tokens)
+        device = hidden[0].device
+        x = Rows(pad_sequence(list(hidden), batch_first=True), positions.to(device), segments.to(device),
+                 torch.tensor(last, device=device), torch.tensor(reads, dtype=torch.long, device=device))
+        return x, scoring
+
+    def _read(self, chunk: Sequence[Query], out: NetworkOutput, scoring: Scoring) -> list[QueryResult]:
         """Per query: log-probs over its actions (or of its answer), entropy and value."""
         mode, temperature = self.config.action_mode, self.config.temperature
         token_logprobs = token_entropy = None
-        if x.continuations is not None:
-            tokens = pad_sequence([torch.tensor(c, device=self.device) for q in chunk for c in q.continuations],
-                                  batch_first=True)
-            logits = torch.cat([out.last_logits[x.rows, None], out.continuation_logits[:, :-1]], 1)
+        if scoring.lengths:
+            logits = torch.cat([out.last_logits, out.read_logits])
             if mode is ActionMode.generate:
                 logits = logits / temperature
-            log_softmax = logits.float().log_softmax(-1)
-            mask = x.continuation_mask.to(log_softmax.dtype)
-            token_logprobs = log_softmax.gather(-1, tokens[..., None]).squeeze(-1) * mask
+            log_softmax = _wide(logits).log_softmax(-1)
+            source, owner = (torch.tensor(v, device=logits.device) for v in (scoring.source, scoring.owner))
+            picked = log_softmax[source, torch.tensor(scoring.target, device=logits.device)]
+            token_logprobs = picked.new_zeros(len(scoring.lengths)).index_add(0, owner, picked)
             if mode is ActionMode.generate:
-                token_entropy = -(log_softmax.exp() * log_softmax).sum(-1) * mask
+                entropy = -(log_softmax.exp() * log_softmax).sum(-1)[source]
+                token_entropy = entropy.new_zeros(len(scoring.lengths)).index_add(0, owner, entropy)
+        lengths = torch.tensor(scoring.lengths, dtype=torch.float32, device=out.values.device)
         results, row = [], 0
         for b, query in enumerate(chunk):
             count = len(query.continuations)
             if mode is ActionMode.generate and count == 0:  # a value query
                 results.append(QueryResult(out.values.new_zeros(0), out.values.new_zeros(()), out.values[b]))
             elif mode is ActionMode.generate:
-                length = x.continuation_mask[row].sum()
-                results.append(QueryResult(token_logprobs[row].sum()[None], token_entropy[row].sum() / length, out.values[b]))
+                results.append(QueryResult(token_logprobs[row][None], token_entropy[row] / lengths[row], out.values[b]))
             else:
                 if count == 0:
                     ids = [self._tokens(a)[0] for a in query.prompt.actions]
-                    scores = out.last_logits[b, ids].float()
+                    scores = _wide(out.last_logits[b, ids])
                 else:
-                    scores = token_logprobs[row : row + count].sum(1)
+                    scores = token_logprobs[row : row + count]
                     if self.config.normalisation is Normalisation.mean:
-                        scores = scores / x.continuation_mask[row : row + count].sum(1)
+                        scores = scores / lengths[row : row + count]
                 logprobs = (scores / temperature).log_softmax(-1)
                 results.append(QueryResult(logprobs, -(logprobs.exp() * logprobs).sum(), out.values[b]))
             row += count
         return results
+
+
+def _wide(logits: Tensor) -> Tensor:
+    """``logits`` in at least float32 (bf16 and fp16 log-softmaxes lose the small probabilities)."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+@dataclass
+class Scoring:
+    """Where a batch's continuation tokens are scored: per token, the logits row that predicts it (``source``:
+    a prompt's last token ``b``, or ``B + i`` for ``Rows.reads[i]``), the token, and its continuation."""
+
+    source: list[int]
+    target: list[int]
+    owner: list[int]
+    lengths: list[int]
+    """Per continuation, its number of tokens."""

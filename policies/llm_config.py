@@ -59,9 +59,17 @@ class LLMPolicyConfig:
     value_hidden: int = 128
     """Width of the value head (LayerNorm, linear, tanh, linear on the detached last hidden state)."""
     batch_size: int = 32
-    """Most sequences per forward pass."""
-    cache_size: int = 4096
-    """Most prompts whose frozen-layer outputs are kept (least recently used ones are dropped)."""
+    """Most prompts per forward pass (each with its candidates packed after it)."""
+    batch_tokens: int = 4096
+    """Most tokens (rows times the longest row) per forward pass without gradients; a PPO update's micro-batches
+    are the algorithm's ``token_budget``."""
+    lower_cache_mb: float = 1024.0
+    """Megabytes of frozen-layer outputs kept per prompt (least recently used dropped first): they spare an
+    update the layers below ``trainable_layers``."""
+    prefix_cache_mb: float = 256.0
+    """Megabytes of instructions-prefix KV caches kept (about 46 KB per prefix token on SmolLM2-135M)."""
+    token_cache_mb: float = 64.0
+    """Megabytes of tokenized texts and action sets kept."""
     dtype: str = "float32"
     """Weights' dtype (``float32``, ``bfloat16``); mixed precision during training is the algorithm's setting."""
     seed: int = 0
@@ -81,7 +89,9 @@ class LLMPolicyConfig:
             raise ValueError(f"lora_r={self.lora_r} must be >= 1: the policy trains LoRA adapters only")
         if self.trainable_layers is not None and self.trainable_layers < 1:
             raise ValueError(f"trainable_layers={self.trainable_layers} must be >= 1, or None for every layer")
-        if min(self.max_new_tokens, self.batch_size, self.value_hidden, self.cache_size) < 1:
-            raise ValueError("max_new_tokens, batch_size, value_hidden and cache_size must all be >= 1")
+        if min(self.max_new_tokens, self.batch_size, self.batch_tokens, self.value_hidden) < 1:
+            raise ValueError("max_new_tokens, batch_size, batch_tokens and value_hidden must all be >= 1")
+        if min(self.lower_cache_mb, self.prefix_cache_mb, self.token_cache_mb) < 0:
+            raise ValueError("lower_cache_mb, prefix_cache_mb and token_cache_mb must be >= 0 (0 caches nothing)")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype={self.dtype!r}: use float32, bfloat16 or float16")

@@ -1,9 +1,10 @@
 """A decoder LM cut at a layer: the frozen layers below run once per prompt, the layers above train.
 
 Every forward pass attends to a fixed prefix (the env's instructions) through its KV cache, so the
-prefix is never recomputed. A batch holds right-padded prompts and, optionally, continuations of some
-of them (multi-token actions, generated answers): the continuations attend to their prompt through
-the prompt's KV cache, so a prompt shared by K candidates runs once, not K times.
+prefix is never recomputed. A batch holds one row per prompt, its continuations (multi-token actions,
+generated answers) packed after it: an attention mask lets each continuation see the prefix, the prompt
+and itself only, at the positions right after the prompt. So a prompt shared by K candidates runs once
+and is held once (no K-fold copy of its KV cache), and its candidates' log-probs equal K separate forwards.
 
 The layer loop below is that of Llama-style decoders in transformers (``get_decoder()`` with
 ``layers``, ``norm`` and ``rotary_emb``): SmolLM2, Llama, Qwen2, Mistral and their kin.
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel
-from transformers.masking_utils import create_causal_mask
 
 KV = list[tuple[Tensor, Tensor]]
 """Keys and values of every decoder layer, each ``[batch, kv_heads, length, head_dim]``."""
@@ -42,23 +42,25 @@ def encode_prefix(model: PreTrainedModel, ids: Tensor) -> KV:
 
 
 @dataclass
-class Segments:
-    """Hidden states entering a range of layers: prompts, and continuations of some of them."""
+class Rows:
+    """Hidden states entering a range of layers, one row per query: its prompt, then its continuations packed
+    after it (right-padded). Each continuation attends to the prefix, its prompt and its own earlier tokens only,
+    at the positions that follow the prompt, so the K candidates of a prompt share the prompt's one KV cache."""
 
-    prompts: Tensor
-    """``[B, T, H]``, right-padded."""
-    prompt_mask: Tensor
-    """``[B, T]``, 1 on real tokens."""
-    continuations: Tensor | None = None
-    """``[C, S, H]``, right-padded; each continues the prompt ``rows[c]``."""
-    continuation_mask: Tensor | None = None
-    """``[C, S]``, 1 on real tokens."""
-    rows: Tensor | None = None
-    """``[C]``: the prompt each continuation follows."""
+    hidden: Tensor
+    """``[B, L, H]``."""
+    positions: Tensor
+    """``[B, L]``: each token's position after the prefix (a continuation's first token follows the prompt)."""
+    segments: Tensor
+    """``[B, L]``: 0 on prompt tokens, ``c + 1`` on the tokens of the row's continuation ``c``, -1 on padding."""
+    last: Tensor
+    """``[B]``: the index of each row's last prompt token."""
+    reads: Tensor
+    """``[n]``: flat indices (``row * L + index``) of the continuation tokens whose next-token logits are needed."""
 
-    def replace(self, prompts: Tensor, continuations: Tensor | None) -> Segments:
+    def replace(self, hidden: Tensor) -> Rows:
         """The same layout with new hidden states."""
-        return Segments(prompts, self.prompt_mask, continuations, self.continuation_mask, self.rows)
+        return Rows(hidden, self.positions, self.segments, self.last, self.reads)
 
 
 def _cache(config, entries: dict[int, tuple[Tensor, Tensor]]) -> DynamicCache:
@@ -66,37 +68,39 @@ def _cache(config, entries: dict[int, tuple[Tensor, Tensor]]) -> DynamicCache:
     return DynamicCache(ddp_cache_data=data, config=config)
 
 
-def _stack(stack: nn.Module, layers: range, hidden: Tensor, cache: DynamicCache, mask: Tensor, positions: Tensor) -> Tensor:
-    causal = create_causal_mask(
-        config=stack.config, inputs_embeds=hidden, attention_mask=mask, cache=cache, position_ids=positions,
-        layer_idx=layers[0],
-    )
-    rotary = stack.rotary_emb(hidden, position_ids=positions)
-    for i in layers:
-        hidden = stack.layers[i](
-            hidden, attention_mask=causal, position_embeddings=rotary, position_ids=positions, cache=cache, use_cache=True
-        )
-    return hidden
+def attention_mask(x: Rows, prefix_length: int, implementation: str, dtype: torch.dtype) -> Tensor:
+    """``[B, 1, L, prefix + L]``: who attends to whom in :class:`Rows` (every token sees the whole prefix), in the
+    form the attention ``implementation`` takes (boolean for ``sdpa``, additive for ``eager``)."""
+    seg = x.segments
+    batch, length = seg.shape
+    index = torch.arange(length, device=seg.device)
+    keys, queries = seg[:, None, :], seg[:, :, None]
+    allowed = (index[:, None] >= index[None, :]) & (keys >= 0) & ((keys == 0) | (keys == queries))
+    allowed = torch.cat([allowed.new_ones(batch, length, prefix_length), allowed], -1)[:, None]
+    if implementation == "sdpa":
+        return allowed
+    if implementation == "eager":
+        return torch.zeros(allowed.shape, dtype=dtype, device=seg.device).masked_fill(~allowed, torch.finfo(dtype).min)
+    raise ValueError(f"attention implementation {implementation!r} takes no custom mask: load the model with "
+                     "attn_implementation='sdpa' (or 'eager') for the LLM policy's shared-prompt scoring")
 
 
-def run_layers(stack: nn.Module, layers: range, prefix: KV, x: Segments) -> Segments:
+def run_layers(stack: nn.Module, layers: range, prefix: KV, x: Rows) -> Rows:
     """The hidden states after ``layers`` (no final norm), with the prefix attended through its cache."""
     if len(layers) == 0:
         return x
-    (batch, length, _), plen = x.prompts.shape, prefix[0][0].shape[2]
+    batch, plen = x.hidden.shape[0], prefix[0][0].shape[2]
     cache = _cache(stack.config, {i: (prefix[i][0].expand(batch, -1, -1, -1), prefix[i][1].expand(batch, -1, -1, -1))
                                   for i in layers})
-    seen = x.prompt_mask.new_ones(batch, plen)
-    positions = plen + torch.arange(length, device=x.prompts.device).expand(batch, length)
-    prompts = _stack(stack, layers, x.prompts, cache, torch.cat([seen, x.prompt_mask], 1), positions)
-    if x.continuations is None:
-        return x.replace(prompts, None)
-    count, clen = x.continuation_mask.shape
-    cache = _cache(stack.config, {i: (cache.layers[i].keys[x.rows], cache.layers[i].values[x.rows]) for i in layers})
-    starts = plen + x.prompt_mask.sum(1)[x.rows]
-    positions = starts[:, None] + torch.arange(clen, device=starts.device)
-    mask = torch.cat([seen[x.rows], x.prompt_mask[x.rows], x.continuation_mask], 1)
-    return x.replace(prompts, _stack(stack, layers, x.continuations, cache, mask, positions))
+    mask = attention_mask(x, plen, stack.config._attn_implementation, x.hidden.dtype)
+    positions = plen + x.positions
+    hidden = x.hidden
+    rotary = stack.rotary_emb(hidden, position_ids=positions)
+    for i in layers:
+        hidden = stack.layers[i](
+            hidden, attention_mask=mask, position_embeddings=rotary, position_ids=positions, cache=cache, use_cache=True
+        )
+    return x.replace(hidden)
 
 
 class ValueHead(nn.Module):
@@ -112,14 +116,14 @@ class ValueHead(nn.Module):
 
 @dataclass
 class NetworkOutput:
-    """Next-token logits after each prompt and inside each continuation, and the prompts' values."""
+    """Next-token logits after each prompt and after the continuation tokens read, and the prompts' values."""
 
     last_logits: Tensor
     """``[B, V]``: the logits after each prompt's last token."""
     values: Tensor
     """``[B]``: the value head on each prompt's last hidden state (detached from the LM)."""
-    continuation_logits: Tensor | None
-    """``[C, S, V]``: the logits after each continuation token."""
+    read_logits: Tensor
+    """``[n, V]``: the logits after each token of ``Rows.reads``."""
 
 
 class PolicyNetwork(nn.Module):
@@ -137,11 +141,9 @@ class PolicyNetwork(nn.Module):
         self.top = range(first_trainable, len(self.stack[0].layers))
         self.value_head = ValueHead(self.stack[0].config.hidden_size, value_hidden)
 
-    def forward(self, prefix: KV, x: Segments) -> NetworkOutput:
-        stack = self.stack[0]
-        out = run_layers(stack, self.top, prefix, x)
-        last = x.prompt_mask.sum(1) - 1
-        hidden = stack.norm(out.prompts[torch.arange(len(last)), last])
-        head = self.head[0]
-        continuation_logits = None if out.continuations is None else head(stack.norm(out.continuations))
-        return NetworkOutput(head(hidden), self.value_head(hidden.detach()), continuation_logits)
+    def forward(self, prefix: KV, x: Rows) -> NetworkOutput:
+        stack, head = self.stack[0], self.head[0]
+        out = run_layers(stack, self.top, prefix, x).hidden
+        last = stack.norm(out[torch.arange(len(x.last), device=out.device), x.last])
+        read = head(stack.norm(out.flatten(0, 1)[x.reads]))  # the LM head only where logits are needed
+        return NetworkOutput(head(last), self.value_head(last.detach()), read)

@@ -14,6 +14,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from textgym.algorithms.base import Algorithm, AlgorithmConfig
+from textgym.algorithms.bc_config import BCConfig
 from textgym.algorithms.grpo_config import GRPOConfig
 from textgym.algorithms.ppo_config import PPOConfig
 from textgym.algorithms.sb3 import DQNConfig, MaskablePPOConfig
@@ -33,6 +34,7 @@ def store_schemas() -> None:
     cs.store(name="tabular_schema", group="algorithm", node=TabularConfig)
     cs.store(name="ppo_schema", group="algorithm", node=PPOConfig)
     cs.store(name="sft_schema", group="algorithm", node=SFTConfig)
+    cs.store(name="bc_schema", group="algorithm", node=BCConfig)
     cs.store(name="grpo_schema", group="algorithm", node=GRPOConfig)
     cs.store(name="dqn_schema", group="algorithm", node=DQNConfig)
     cs.store(name="maskable_ppo_schema", group="algorithm", node=MaskablePPOConfig)

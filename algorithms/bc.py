@@ -1,0 +1,132 @@
+"""Behaviour cloning through the LLM policy's own scoring (``algorithm=bc``), read top to bottom.
+
+Each recorded turn of a ``textgym collect`` dataset becomes the prompt the policy would have seen (its
+:class:`~textgym.policies.llm_prompts.History` window rebuilt per episode) and the recorded action as the
+policy's choice: its index among the valid actions in score mode, its tokens and the end token in generate
+mode. The loss is ``-log pi(a* | s)`` from :meth:`LLMPolicy.evaluate`, the forward pass that acts and that PPO
+trains: the instructions prefix cached with the adapters off, the frozen lower layers cached, the adapters
+on the top layers. So what is cloned is what acts, and a cloned policy can start PPO as it is.
+
+Batches run as micro-batches of at most ``token_budget`` tokens (as PPO's), their gradients summed to the
+batch's before one clipped AdamW step.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file, save_file
+
+from textgym.algorithms.base import Algorithm
+from textgym.algorithms.bc_config import BCConfig
+from textgym.algorithms.ppo import micro_batches
+from textgym.algorithms.trajectories import load_trajectories, select
+from textgym.policies.llm import Choice, LLMPolicy
+from textgym.policies.llm_config import ActionMode
+from textgym.policies.llm_prompts import History, Prompt
+
+log = logging.getLogger(__name__)
+
+
+def recorded_turns(turns: Dataset, history: int) -> list[tuple[Prompt, str]]:
+    """Per recorded turn, the prompt the LLM policy builds in that state (``history`` earlier turns of its
+    episode) and the recorded action."""
+    examples, episode, window = [], None, History(history)
+    for row in turns:
+        if row["episode"] != episode:  # the rows of an episode are consecutive, in turn order
+            episode, window = row["episode"], History(history)
+        info = {"valid_actions": row["valid_actions"]} | ({"instructions": row["instructions"]} if row["turn"] == 0 else {})
+        prompt = window.prompts([row["observation"]], [info])[0]
+        window.record([row["action"]])
+        examples.append((prompt, row["action"]))
+    return examples
+
+
+def choice_of(policy: LLMPolicy, prompt: Prompt, action: str) -> Choice:
+    """The policy's choice that plays ``action`` in ``prompt``: its index (score mode) or its answer tokens."""
+    if policy.config.action_mode is ActionMode.generate:
+        return (*policy._tokens(action), policy.tokenizer.eos_token_id)
+    if action not in prompt.actions:
+        raise ValueError(f"the recorded action {action!r} is not among the valid actions {list(prompt.actions)} of "
+                         "its state: the dataset was recorded on another env version; collect it again")
+    return prompt.actions.index(action)
+
+
+def cloning_losses(policy: LLMPolicy, prompts: list[Prompt], choices: list[Choice]) -> torch.Tensor:
+    """``-log pi(choice | prompt)`` per example, as the policy acts (with gradients unless under ``no_grad``)."""
+    return -policy.evaluate(prompts, choices).logprobs
+
+
+class BC(Algorithm[BCConfig, LLMPolicy]):
+    """Clones the actions of a ``textgym collect`` dataset into an LLM policy's adapters (``algorithm=bc``)."""
+
+    policy_type = LLMPolicy
+    policy_option = "an LLM policy (policy=llm)"
+    unit = "epochs"
+    checkpoint_prefix = "epoch"
+
+    def progress(self) -> int:
+        return self.ctx.update
+
+    def budget(self) -> int:
+        return self.config.epochs
+
+    def _setup(self) -> None:
+        cfg, policy = self.config, self.policy
+        dataset, metadata = load_trajectories(cfg.dataset)
+        env = self.env_fn()
+        if metadata.get("env_id") not in (None, env.spec.id if env.spec else None):
+            log.warning("the dataset was recorded on %s, the run's env is %s", metadata["env_id"], env.spec.id)
+        env.close()
+        turns = select(dataset, cfg.keep)
+        if len(turns) == 0:
+            raise ValueError(f"keep={cfg.keep.value} leaves no episode of {cfg.dataset}: collect more episodes, "
+                             "or keep=all / keep=best")
+        examples = recorded_turns(turns, policy.config.history)
+        self.prompts = [prompt for prompt, _ in examples]
+        self.choices = [choice_of(policy, prompt, action) for prompt, action in examples]
+        log.info("BC on %d turns of %d episodes", len(examples), len(set(turns["episode"])))
+        device = torch.device("cpu") if cfg.cpu or not torch.cuda.is_available() else torch.device("cuda")
+        policy.to(device)
+        adapters, _ = policy.trainable_parameters()
+        self.optimizer = torch.optim.AdamW(adapters, lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.ctx.total_env_steps = 0
+
+    def _iterate(self) -> bool:
+        cfg, policy, ctx = self.config, self.policy, self.ctx
+        adapters, _ = policy.trainable_parameters()
+        order = torch.randperm(len(self.prompts), generator=self.generator).tolist()
+        losses = []
+        for start in range(0, len(order), cfg.batch_size):
+            index = order[start : start + cfg.batch_size]
+            units = [policy.forward_unit(self.prompts[i], self.choices[i]) for i in index]
+            total = 0.0
+            for part in micro_batches(units, cfg.token_budget):
+                rows = [index[i] for i in part]
+                loss = cloning_losses(policy, [self.prompts[i] for i in rows], [self.choices[i] for i in rows]).sum()
+                (loss / len(index)).backward()
+                total += float(loss.detach())
+            torch.nn.utils.clip_grad_norm_(adapters, cfg.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+            losses.append(total / len(index))
+        ctx.update += 1
+        ctx.episode = ctx.update
+        metrics = {"train/loss": float(sum(losses) / len(losses)), "train/epoch": float(ctx.update)}
+        self.callback.on_log(ctx, metrics)
+        return True
+
+    def _save(self, directory: Path) -> None:
+        self.policy.save(directory)
+        save_file({"generator": self.generator.get_state()}, directory / "generator.safetensors")
+        torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+
+    def _restore(self, directory: Path) -> None:
+        self.policy.load_weights(directory)
+        self.generator.set_state(load_file(directory / "generator.safetensors")["generator"])
+        self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=self.policy.device,
+                                                  weights_only=True))

@@ -1,0 +1,101 @@
+"""Behaviour cloning through the policy's own scoring: its loss is -log pi as the policy acts; it clones."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from functools import partial
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch
+from tiny_llm import save_tiny, tiny_model, tiny_tokenizer
+
+from textgym.algorithms.bc import BC, choice_of, cloning_losses, recorded_turns
+from textgym.algorithms.bc_config import BCConfig
+from textgym.algorithms.evaluation import evaluate_tasks, slot_info, vector_env
+from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories
+from textgym.policies.llm import LLMPolicy
+from textgym.policies.llm_config import LLMPolicyConfig
+from textgym.policies.oracle import OraclePolicy
+
+lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False)
+guess_number = partial(gym.make, "textgym/GuessNumber-v0", low=90, high=120)  # multi-token candidates
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
+
+
+def tiny_policy(tokenizer, **overrides) -> LLMPolicy:
+    config = LLMPolicyConfig(**{"trainable_layers": 2, "lora_r": 8, **overrides})
+    policy = LLMPolicy(config, tiny_model(tokenizer, layers=3), tokenizer)
+    torch.manual_seed(1)
+    with torch.no_grad():  # non-zero adapters: the adapted policy differs from the base model
+        for name, p in policy.lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.3)
+    return policy
+
+
+def oracle_dataset(env_fn, env_id: str, directory: Path, episodes: int) -> Path:
+    result = evaluate_tasks(vector_env(env_fn, 8), OraclePolicy(), list(range(episodes)), record=True)
+    save_trajectories(episode_rows(result.episodes, env_id, 0), {"env_id": env_id, "seed": 0}, directory)
+    return directory
+
+
+@pytest.mark.parametrize(("env_fn", "mode"), [(lake, "score"), (guess_number, "score"), (lake, "generate")])
+def test_cloning_loss_is_minus_log_pi_as_decide_computes_it(tokenizer, env_fn, mode) -> None:
+    policy = tiny_policy(tokenizer, action_mode=mode, max_new_tokens=4)
+    env = vector_env(env_fn, 4)
+    observations, infos = env.reset(seed=0)
+    for _ in range(3):
+        with torch.no_grad():
+            decision = policy.decide(list(observations), [slot_info(infos, i) for i in range(4)])
+        # the decided actions, as a demonstrator's: their cloning loss is -log pi of them, with gradients
+        choices = [choice_of(policy, p, a) for p, a in zip(decision.prompts, decision.actions)]
+        if mode == "score":
+            assert choices == decision.choices
+        fresh = tiny_policy(tokenizer, action_mode=mode, max_new_tokens=4)  # cold caches: nothing is reused
+        losses = cloning_losses(fresh, decision.prompts, [c if mode == "score" else d for c, d in
+                                                          zip(choices, decision.choices)])
+        assert losses.requires_grad
+        torch.testing.assert_close(losses.detach(), -decision.logprobs, atol=1e-5, rtol=0)
+        observations, *_, infos = env.step(decision.actions)
+
+
+def test_a_cloned_tiny_policy_acts_as_the_demonstrator(tokenizer, tmp_path: Path, one_thread) -> None:
+    data = oracle_dataset(lake, "textgym/FrozenLake-v0", tmp_path / "data", episodes=16)
+    policy = LLMPolicy(LLMPolicyConfig(trainable_layers=None, lora_r=8, greedy=True), tiny_model(tokenizer), tokenizer)
+    BC(BCConfig(dataset=str(data), keep="all", epochs=30, batch_size=16, learning_rate=5e-3, cpu=True)).learn(lake, policy)
+    dataset, _ = load_trajectories(data)
+    examples = recorded_turns(dataset, history=0)
+    with torch.no_grad():
+        acted = [policy.decide([p.text], [{"valid_actions": list(p.actions), "instructions": p.instructions}],
+                               greedy=True).actions[0] for p, _ in examples]
+    agreement = sum(a == b for a, (_, b) in zip(acted, examples)) / len(examples)
+    assert agreement >= 0.95, agreement
+
+
+def test_cli_clones_a_collected_dataset(tmp_path: Path) -> None:
+    save_tiny(tmp_path / "tiny")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+
+    def textgym(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["textgym", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL, check=False)
+
+    collect = textgym("collect", "env=frozenlake", "env.kwargs.is_slippery=false", "policy=oracle", "episodes=8",
+                      "output=data", "hydra.run.dir=collect")
+    assert collect.returncode == 0, collect.stderr[-3000:]
+    common = ["train", "env=frozenlake", "env.kwargs.is_slippery=false", "algorithm=bc", "policy.model=tiny",
+              "logger=none", "eval.episodes=4"]
+    run = textgym(*common, "algorithm.dataset=data", "algorithm.epochs=2", "hydra.run.dir=bc")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "bc" / "adapter" / "adapter_model.safetensors").exists()
+    assert (tmp_path / "bc" / "checkpoints" / "epoch-000002").exists()
+    missing = textgym(*common, "algorithm.dataset=nowhere", "hydra.run.dir=bad")
+    assert missing.returncode != 0 and "nowhere holds no dataset" in missing.stderr
+    assert not (tmp_path / "bad" / "checkpoints").exists()
