@@ -89,6 +89,8 @@ def load_policy(policy: DictConfig, directory: Path) -> Policy:
     if not Path(directory).is_dir():
         raise FileNotFoundError(f"checkpoint directory {directory} does not exist: train one with "
                                 "textgym train (the run's output dir is the checkpoint) or fix the path")
+    if policy.get("trust_checkpoint"):  # the policy config opts in to formats that can run code (SB3's zip)
+        return cls.load(directory, trust_checkpoint=True)
     return cls.load(directory)
 
 
