@@ -139,13 +139,13 @@ class TextGymEnvironment(Environment[TextAction, TextObservation, TextGymState])
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:+.3f}</td></tr>" for k, v in terms.items())
         turns = "".join(
             f"<li><b>{html.escape(t['action'])}</b> → reward {t['reward']:+.3f}"
-            f"<pre>{html.escape(t['text'])}</pre></li>" for t in self._transcript
+            f"<pre style='white-space: pre-wrap'>{html.escape(t['text'])}</pre></li>" for t in self._transcript
         )
         status = "success" if observation.get("success") else ("ended" if observation.get("done") else "playing")
         return (
             f'<div class="textgym"><h3>{html.escape(self.env_id)} · seed {self._seed} · step {self._steps}'
             f" · {status}</h3>"
-            f"<pre id='textgym-observation'>{html.escape(observation.get('text', ''))}</pre>"
+            f"<pre id='textgym-observation' style='white-space: pre-wrap'>{html.escape(observation.get('text', ''))}</pre>"
             f"<h4>Reward terms</h4><table id='textgym-terms'>{rows}</table>"
             f"<h4>Transcript</h4><ol id='textgym-transcript'>{turns}</ol></div>"
         )
