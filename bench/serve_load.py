@@ -67,9 +67,8 @@ def alive(url: str) -> int:
     return requests.get(f"{url}/textgym", timeout=10).json()["alive_envs"]
 
 
-def local_run(env_id: str, seed: int, steps: int) -> list[tuple]:
-    """The transcript of ``steps`` seeded random valid steps on the local env (reset with seed, seed+1, ...)."""
-    env = gym.make(env_id)
+def local_run(env: gym.Env, seed: int, steps: int) -> list[tuple]:
+    """The transcript of ``steps`` seeded random valid steps on a local env (reset with seed, seed+1000, ...)."""
     rng = action_rng(seed)
     episode = seed
     observation, info = env.reset(seed=episode)
@@ -85,39 +84,45 @@ def local_run(env_id: str, seed: int, steps: int) -> list[tuple]:
     return record
 
 
-async def remote_run(url: str, seed: int, steps: int, latencies: list[float]) -> list[tuple]:
-    """The same as :func:`local_run` through one OpenEnv session; appends each step's latency."""
+async def remote_run(client: TextGymClient, seed: int, steps: int, latencies: list[float]) -> list[tuple]:
+    """The same as :func:`local_run` through one connected OpenEnv session; appends each step's latency."""
     rng = action_rng(seed)
     episode = seed
-    async with TextGymClient(base_url=url) as client:
-        result = await client.reset(seed=episode)
-        record: list[tuple] = [(result.observation.text,)]
-        info = info_of(result.observation)
-        for _ in range(steps):
-            action = str(rng.choice(info["valid_actions"]))
-            start = time.perf_counter()
-            o = (await client.step(TextAction(text=action))).observation
-            latencies.append(time.perf_counter() - start)
-            info = info_of(o)
-            record.append((action, o.text, o.reward, o.terminated, o.truncated))
-            if o.terminated or o.truncated:
-                episode += 1000
-                result = await client.reset(seed=episode)
-                record.append((result.observation.text,))
-                info = info_of(result.observation)
+    result = await client.reset(seed=episode)
+    record: list[tuple] = [(result.observation.text,)]
+    info = info_of(result.observation)
+    for _ in range(steps):
+        action = str(rng.choice(info["valid_actions"]))
+        start = time.perf_counter()
+        o = (await client.step(TextAction(text=action))).observation
+        latencies.append(time.perf_counter() - start)
+        info = info_of(o)
+        record.append((action, o.text, o.reward, o.terminated, o.truncated))
+        if o.terminated or o.truncated:
+            episode += 1000
+            result = await client.reset(seed=episode)
+            record.append((result.observation.text,))
+            info = info_of(result.observation)
     return record
 
 
 async def concurrent(url: str, seeds: list[int], steps: int) -> tuple[list[list[tuple]], list[float], float]:
+    """Connect one client per seed (untimed), then play them all at once; (transcripts, latencies, seconds)."""
+    clients = [TextGymClient(base_url=url) for _ in seeds]
+    await asyncio.gather(*(client.connect() for client in clients))
     latencies: list[float] = []
     start = time.perf_counter()
-    records = await asyncio.gather(*(remote_run(url, seed, steps, latencies) for seed in seeds))
-    return list(records), latencies, time.perf_counter() - start
+    records = await asyncio.gather(*(remote_run(c, seed, steps, latencies) for c, seed in zip(clients, seeds)))
+    wall = time.perf_counter() - start
+    await asyncio.gather(*(client.close() for client in clients))
+    return list(records), latencies, wall
 
 
 def in_process_rate(env_id: str, seeds: list[int], steps: int) -> tuple[float, list[list[tuple]]]:
+    """Steps/s of the same episodes on local envs, one after another (env creation untimed), and transcripts."""
+    envs = [gym.make(env_id) for _ in seeds]
     start = time.perf_counter()
-    records = [local_run(env_id, seed, steps) for seed in seeds]
+    records = [local_run(env, seed, steps) for env, seed in zip(envs, seeds)]
     return len(seeds) * steps / (time.perf_counter() - start), records
 
 
@@ -181,11 +186,12 @@ def main() -> None:
                 print(f"killed clients: {during} sessions while 4 clients played, {after} left "  # noqa: T201
                       f"{seconds:.2f} s after SIGKILL")
                 asyncio.run(episodes_in_fresh_sessions(url, 100, 8))
-                before = rss_mb(server.pid)
-                start = time.perf_counter()
-                asyncio.run(episodes_in_fresh_sessions(url, args.episodes, 8))
-                print(f"server memory: {before:.1f} MB after 100 warm-up episodes, {rss_mb(server.pid):.1f} MB "  # noqa: T201
-                      f"after {args.episodes} more ({time.perf_counter() - start:.1f} s, one session each); "
+                memory, start = [rss_mb(server.pid)], time.perf_counter()
+                for _ in range(4):
+                    asyncio.run(episodes_in_fresh_sessions(url, args.episodes // 4, 8))
+                    memory.append(rss_mb(server.pid))
+                print(f"server memory after 100 warm-up episodes, then every {args.episodes // 4} more (one session "  # noqa: T201
+                      f"each, {time.perf_counter() - start:.1f} s): {', '.join(f'{m:.1f}' for m in memory)} MB; "
                       f"{alive(url)} sessions left")
         finally:
             server.send_signal(signal.SIGINT)

@@ -256,6 +256,14 @@ def test_vector_envs_and_train_run_unchanged_against_a_server(tmp_path: Path) ->
         assert list(observations) == local
         vector.close()
 
+        pytest.importorskip("trl")  # the GRPO bridge's tools, driving the served env as TRL's rollouts would
+        from textgym.algorithms.grpo import environment_factory
+
+        tools = [environment_factory(fn)() for fn in (lambda: remote(url, env_id), lambda: gym.make(env_id))]
+        replies = [[t.reset(prompt=[], seed=4), t.right(), t.down(), t.down()] for t in tools]
+        assert replies[0] == replies[1] and tools[0].get_reward() == tools[1].get_reward()
+        assert type(tools[0]).__name__ == "RemoteTools"  # one tool per move, as for the local env
+
         quick = ["algorithm.episodes=200", "algorithm.eval_every=0", "eval.episodes=24", "logger=none"]  # no GroundTruth mid-run: it draws from the policy's RNG
         runs = {}
         served = ["env.id=textgym/Remote-v0", "~env.kwargs", f"+env.kwargs={{base_url:'{url}',env_id:'{env_id}'}}"]
@@ -270,7 +278,8 @@ def test_vector_envs_and_train_run_unchanged_against_a_server(tmp_path: Path) ->
 def test_export_is_a_valid_openenv_package_that_serves_a_users_env(tmp_path: Path) -> None:
     env_id = "ladder:example/Ladder-v0"
     with_examples = {**os.environ, "PYTHONPATH": str(EXAMPLES)}
-    run = subprocess.run([TEXTGYM, "serve", env_id, "--export", "pkg"], cwd=tmp_path, env=with_examples,
+    run = subprocess.run([TEXTGYM, "serve", env_id, "--kwargs", '{"max_invalid_streak": 2}', "--export", "pkg"],
+                         cwd=tmp_path, env=with_examples,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     package = tmp_path / "pkg"
@@ -282,12 +291,12 @@ def test_export_is_a_valid_openenv_package_that_serves_a_users_env(tmp_path: Pat
     assert "PASS  static.manifest" in report.stdout and "FAIL" not in report.stdout
 
     # the package's own server, without PYTHONPATH: it imports the copied module
-    actions = ["step", "jump", INVALID, "step", "step", "jump", "step"]
+    actions = ["step", "jump", INVALID, "step", "step", INVALID, INVALID]  # truncated by max_invalid_streak=2
     import textgym  # noqa: F401
 
     sys.path.insert(0, str(EXAMPLES))
     try:
-        local = transcript(gym.make(env_id), 3, actions)
+        local = transcript(gym.make(env_id, max_invalid_streak=2), 3, actions)
     finally:
         sys.path.remove(str(EXAMPLES))
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1"]
@@ -304,6 +313,10 @@ def test_bad_command_lines_fail_with_one_line_before_serving(tmp_path: Path) -> 
     assert run.returncode == 1 and "textgym/Nope-v0" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     run = serve("textgym/FrozenLake-v0", "--max-sessions", "0")
     assert run.returncode == 2 and "--max-sessions" in run.stderr
+    run = serve("textgym/FrozenLake-v0", "--kwargs", "[1]")
+    assert run.returncode == 2 and "--kwargs" in run.stderr
+    run = serve("textgym/FrozenLake-v0", "--kwargs", '{"slippery": false}', "--port", str(free_port()))
+    assert run.returncode == 1 and "slippery" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     fake = tmp_path / "no_openenv"  # a stand-in for an install without the serve extra
     fake.mkdir()
     (fake / "openenv.py").write_text("raise ModuleNotFoundError(\"No module named 'openenv'\", name='openenv')\n")

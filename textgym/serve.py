@@ -4,16 +4,19 @@ or, with ``--export DIR``, an OpenEnv environment package of it written to ``DIR
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-USAGE = "textgym serve <env-id> [--host 127.0.0.1] [--port 8000] [--max-sessions 64] [--idle-timeout 900] [--web] " \
-        "[--export DIR]"
+USAGE = "textgym serve <env-id> [--kwargs JSON] [--host 127.0.0.1] [--port 8000] [--max-sessions 64] " \
+        "[--idle-timeout 900] [--web] [--export DIR]"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of ``textgym serve`` (argparse exits with status 2 and a one-line error on bad input)."""
     parser = argparse.ArgumentParser(prog="textgym serve", usage=USAGE, description=__doc__)
     parser.add_argument("env_id", help="a registered env id, or module:namespace/Name-v0 for a user's own")
+    parser.add_argument("--kwargs", default="{}", metavar="JSON",
+                        help='gym.make keyword arguments as a JSON object, e.g. \'{"is_slippery": false}\'')
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes it to the network)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-sessions", type=int, default=64, help="concurrent WebSocket sessions at most")
@@ -28,6 +31,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--idle-timeout must be >= 0, got {args.idle_timeout}")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be in 0..65535, got {args.port}")
+    try:
+        args.kwargs = json.loads(args.kwargs)
+    except json.JSONDecodeError as error:
+        parser.error(f"--kwargs is not JSON: {error}")
+    if not isinstance(args.kwargs, dict):
+        parser.error(f"--kwargs must be a JSON object of gym.make arguments, got {args.kwargs!r}")
     return args
 
 
@@ -45,11 +54,11 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         if args.export:
-            root = export_package(args.env_id, args.export)
+            root = export_package(args.env_id, args.export, **args.kwargs)
             print(f"wrote the OpenEnv package of {args.env_id} to {root}; check it with `openenv validate {root}`")  # noqa: T201
             return 0
         app = make_app(args.env_id, max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout or None,
-                       web=args.web)
+                       web=args.web, **args.kwargs)
     except (ValueError, TypeError) as error:
         print(f"textgym serve: {error}", file=sys.stderr)  # noqa: T201
         return 1

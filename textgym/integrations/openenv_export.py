@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import shutil
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import yaml
@@ -38,11 +39,13 @@ import uvicorn
 from textgym.integrations.openenv_server import make_app
 
 ENV_ID = {env_id!r}
+MAKE_KWARGS = {make_kwargs!r}
 
 app = make_app(
     ENV_ID,
     max_sessions=int(os.getenv("MAX_CONCURRENT_ENVS", "64")),
     idle_timeout_s=float(os.getenv("SESSION_IDLE_TIMEOUT_S", "900")),
+    **MAKE_KWARGS,
 )
 
 
@@ -167,12 +170,13 @@ def copy_user_module(env_id: str, directory: Path) -> Path | None:
     return target
 
 
-def export_package(env_id: str, directory: str | Path) -> Path:
-    """Write the OpenEnv package of ``env_id`` into ``directory`` (created; files there are overwritten)."""
-    env = check_servable(env_id)
+def export_package(env_id: str, directory: str | Path, **make_kwargs: Any) -> Path:
+    """Write the OpenEnv package of ``gym.make(env_id, **make_kwargs)`` into ``directory`` (created; files there
+    are overwritten)."""
+    env = check_servable(env_id, **make_kwargs)
     try:
         fields = {
-            "env_id": env_id, "name": package_name(env_id), "version": textgym.__version__,
+            "env_id": env_id, "make_kwargs": make_kwargs, "name": package_name(env_id), "version": textgym.__version__,
             "textgym_requirement": TEXTGYM_REQUIREMENT, "openenv_requirement": OPENENV_REQUIREMENT,
             "description": ((type(env.unwrapped).__doc__ or "").strip().splitlines() or [env_id])[0],
         }

@@ -172,7 +172,7 @@ def check_servable(env_id: str, **make_kwargs: Any) -> gym.Env:
     """Make ``env_id`` once and check it is a text env; raises ``ValueError`` naming the id and the problem."""
     try:
         env = gym.make(env_id, **make_kwargs)
-    except gym.error.Error as error:
+    except (gym.error.Error, TypeError) as error:  # an unknown id, module or keyword argument
         raise ValueError(f"cannot serve {env_id!r}: {error}") from None
     if not isinstance(env.observation_space, gym.spaces.Text) or not isinstance(env.action_space, gym.spaces.Text):
         env.close()
