@@ -2,9 +2,9 @@
 
 For each env (FrozenLake, CustomerService) and N = 1, 8, 32 concurrent clients (OpenEnv's async ``EnvClient``,
 one WebSocket session each) x 200 steps of seeded random valid actions: steps/s, p50/p99 step latency and the
-ratio to the same steps run in-process. Every client's transcript is compared with the local env's for its seeds
-(a lost or mixed-up session shows as a mismatch). Then: clients killed mid-episode must leave no session, and the
-server's resident memory is read before and after 1,000 episodes, each in a session of its own.
+ratio to the same steps run in-process. Every client's transcript is compared with the local env's for its
+seeds (a lost or mixed-up session shows as a mismatch). Then: clients killed mid-episode must leave no
+session, and the server's resident memory is read over 1,000 episodes, each in a session of its own.
 
     python bench/serve_load.py            # about 2-4 minutes on 2 busy cores
     python bench/serve_load.py --clients 1 8 --steps 100 --episodes 300
@@ -40,8 +40,12 @@ def start_server(env_id: str, max_sessions: int) -> tuple[subprocess.Popen, str]
     with socket.socket() as s:
         s.bind((HOST, 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([TEXTGYM, "serve", env_id, "--host", HOST, "--port", str(port), "--max-sessions",
-                                str(max_sessions)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [TEXTGYM, "serve", env_id, "--host", HOST, "--port", str(port), "--max-sessions", str(max_sessions)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://{HOST}:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -68,7 +72,7 @@ def alive(url: str) -> int:
 
 
 def local_run(env: gym.Env, seed: int, steps: int) -> list[tuple]:
-    """The transcript of ``steps`` seeded random valid steps on a local env (reset with seed, seed+1000, ...)."""
+    """The transcript of ``steps`` seeded random valid steps on a local env; resets: seed, seed+1000, ...."""
     rng = action_rng(seed)
     episode = seed
     observation, info = env.reset(seed=episode)
@@ -107,19 +111,21 @@ async def remote_run(client: TextGymClient, seed: int, steps: int, latencies: li
 
 
 async def concurrent(url: str, seeds: list[int], steps: int) -> tuple[list[list[tuple]], list[float], float]:
-    """Connect one client per seed (untimed), then play them all at once; (transcripts, latencies, seconds)."""
+    """Connect a client per seed (untimed), then play them all at once: (transcripts, latencies, seconds)."""
     clients = [TextGymClient(base_url=url) for _ in seeds]
     await asyncio.gather(*(client.connect() for client in clients))
     latencies: list[float] = []
     start = time.perf_counter()
-    records = await asyncio.gather(*(remote_run(c, seed, steps, latencies) for c, seed in zip(clients, seeds)))
+    records = await asyncio.gather(
+        *(remote_run(c, seed, steps, latencies) for c, seed in zip(clients, seeds))
+    )
     wall = time.perf_counter() - start
     await asyncio.gather(*(client.close() for client in clients))
     return list(records), latencies, wall
 
 
 def in_process_rate(env_id: str, seeds: list[int], steps: int) -> tuple[float, list[list[tuple]]]:
-    """Steps/s of the same episodes on local envs, one after another (env creation untimed), and transcripts."""
+    """Steps/s of the same episodes on local envs, one after another (creation untimed), and transcripts."""
     envs = [gym.make(env_id) for _ in seeds]
     start = time.perf_counter()
     records = [local_run(env, seed, steps) for env, seed in zip(envs, seeds)]
@@ -127,7 +133,7 @@ def in_process_rate(env_id: str, seeds: list[int], steps: int) -> tuple[float, l
 
 
 async def episodes_in_fresh_sessions(url: str, episodes: int, workers: int) -> None:
-    """``episodes`` short episodes, each in a new session (connect, reset, play to the end or 20 steps, close)."""
+    """``episodes`` short episodes, each in a new session (connect, reset, play to the end or 20 steps)."""
     queue = list(range(episodes))
 
     async def worker() -> None:
@@ -137,7 +143,9 @@ async def episodes_in_fresh_sessions(url: str, episodes: int, workers: int) -> N
             async with TextGymClient(base_url=url) as client:
                 info = info_of((await client.reset(seed=seed)).observation)
                 for _ in range(20):
-                    o = (await client.step(TextAction(text=str(rng.choice(info["valid_actions"]))))).observation
+                    o = (
+                        await client.step(TextAction(text=str(rng.choice(info["valid_actions"]))))
+                    ).observation
                     info = info_of(o)
                     if o.done:
                         break
@@ -146,11 +154,15 @@ async def episodes_in_fresh_sessions(url: str, episodes: int, workers: int) -> N
 
 
 def killed_clients_leave_nothing(url: str, count: int) -> tuple[int, int, float]:
-    """Start ``count`` client processes mid-episode, SIGKILL them; (sessions while alive, after, seconds to free)."""
-    code = ("import gymnasium as gym, textgym; env = gym.make('textgym/Remote-v0', base_url=%r); env.reset(seed=0); "
-            "env.step('left'); print('in', flush=True); import time; time.sleep(300)")
-    players = [subprocess.Popen([sys.executable, "-c", code % url], stdout=subprocess.PIPE, text=True)
-               for _ in range(count)]
+    """SIGKILL ``count`` client processes mid-episode: (sessions while alive, after, seconds to free)."""
+    code = (
+        "import gymnasium as gym, textgym; env = gym.make('textgym/Remote-v0', base_url=%r); "
+        "env.reset(seed=0); env.step('left'); print('in', flush=True); import time; time.sleep(300)"
+    )
+    players = [
+        subprocess.Popen([sys.executable, "-c", code % url], stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
     for player in players:
         player.stdout.readline()
     during = alive(url)
@@ -179,28 +191,47 @@ def main() -> None:
                 local_rate, local_records = in_process_rate(env_id, seeds, args.steps)
                 mismatches = sum(r != lr for r, lr in zip(records, local_records))
                 rate = n * args.steps / wall
-                rows.append((env_id.split("/")[1], n, rate, 1e3 * np.percentile(latencies, 50),
-                             1e3 * np.percentile(latencies, 99), local_rate, rate / local_rate, mismatches))
+                rows.append(
+                    (
+                        env_id.split("/")[1],
+                        n,
+                        rate,
+                        1e3 * np.percentile(latencies, 50),
+                        1e3 * np.percentile(latencies, 99),
+                        local_rate,
+                        rate / local_rate,
+                        mismatches,
+                    )
+                )
             if env_id == ENVS[0]:
                 during, after, seconds = killed_clients_leave_nothing(url, 4)
-                print(f"killed clients: {during} sessions while 4 clients played, {after} left "  # noqa: T201
-                      f"{seconds:.2f} s after SIGKILL")
+                print(
+                    f"killed clients: {during} sessions while 4 clients played, {after} left "
+                    f"{seconds:.2f} s after SIGKILL"
+                )
                 asyncio.run(episodes_in_fresh_sessions(url, 100, 8))
                 memory, start = [rss_mb(server.pid)], time.perf_counter()
                 for _ in range(4):
                     asyncio.run(episodes_in_fresh_sessions(url, args.episodes // 4, 8))
                     memory.append(rss_mb(server.pid))
-                print(f"server memory after 100 warm-up episodes, then every {args.episodes // 4} more (one session "  # noqa: T201
-                      f"each, {time.perf_counter() - start:.1f} s): {', '.join(f'{m:.1f}' for m in memory)} MB; "
-                      f"{alive(url)} sessions left")
+                shown = ", ".join(f"{m:.1f}" for m in memory)
+                print(
+                    f"server memory after 100 warm-up episodes, then every {args.episodes // 4} more (one "
+                    f"session each, {time.perf_counter() - start:.1f} s): {shown} MB; "
+                    f"{alive(url)} sessions left"
+                )
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=30)
-    print(f"\n| env | clients | steps/s served | p50 ms | p99 ms | steps/s in-process | served / in-process | "  # noqa: T201
-          "mismatched transcripts |\n|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| env | clients | steps/s served | p50 ms | p99 ms | steps/s in-process | served / in-process | "
+        "mismatched transcripts |\n|---|---|---|---|---|---|---|---|"
+    )
     for name, n, rate, p50, p99, local_rate, ratio, mismatches in rows:
-        print(f"| {name} | {n} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {local_rate:,.0f} | {ratio:.4f} | "  # noqa: T201
-              f"{mismatches}/{n} |")
+        print(
+            f"| {name} | {n} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {local_rate:,.0f} | {ratio:.4f} | "
+            f"{mismatches}/{n} |"
+        )
 
 
 if __name__ == "__main__":

@@ -61,13 +61,24 @@ class Browser:
         self.port = free_port()
         self.profile = tempfile.mkdtemp(prefix="textgym-chromium-")
         self.process = subprocess.Popen(
-            [shutil.which("chromium") or "chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
-             f"--remote-debugging-port={self.port}", f"--user-data-dir={self.profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                shutil.which("chromium") or "chromium",
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                f"--remote-debugging-port={self.port}",
+                f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        targets = wait_for(lambda: requests.get(f"http://127.0.0.1:{self.port}/json", timeout=2).json(), 30,
-                           "Chromium's DevTools endpoint")
+        targets = wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{self.port}/json", timeout=2).json(),
+            30,
+            "Chromium's DevTools endpoint",
+        )
         page = next(t for t in targets if t["type"] == "page")
         self.ws = connect(page["webSocketDebuggerUrl"], max_size=None).__enter__()  # closed by close()
         self.calls = 0
@@ -102,8 +113,10 @@ class Browser:
 
 
 def observation_shown(browser: Browser) -> str | None:
-    return browser.js("(() => { const e = document.querySelector('#textgym-observation'); "
-                      "return e ? e.innerText : null; })()")
+    return browser.js(
+        "(() => { const e = document.querySelector('#textgym-observation'); "
+        "return e ? e.innerText : null; })()"
+    )
 
 
 def play(url: str, out: Path, shot_at: int = 4) -> tuple[int, float, bool]:
@@ -123,7 +136,9 @@ def play(url: str, out: Path, shot_at: int = 4) -> tuple[int, float, bool]:
             action = local.unwrapped.oracle_action()
             observation, reward, terminated, truncated, info = local.step(action)
             wait_for(lambda: browser.click_text("label", action), 30, f"the button {action!r}")
-            wait_for(lambda: observation_shown(browser) == observation, 30, f"the observation after {action!r}")
+            wait_for(
+                lambda: observation_shown(browser) == observation, 30, f"the observation after {action!r}"
+            )
             steps, total = steps + 1, total + reward
             if steps == shot_at:
                 time.sleep(1.0)  # let the page finish drawing
@@ -143,16 +158,20 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([str(Path(sys.executable).parent / "textgym"), "serve", ENV_ID, "--web", "--port",
-                               str(port)], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "textgym"), "serve", ENV_ID, "--web", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: requests.get(f"{url}/health", timeout=2).ok, 120, "the server")
         steps, total, success = play(url, args.out)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-    print(f"played {ENV_ID} on the page: {steps} steps, return {total:.2f}, success {success}; "  # noqa: T201
-          f"screenshot {args.out}")
+    print(
+        f"played {ENV_ID} on the page: {steps} steps, return {total:.2f}, success {success}; "
+        f"screenshot {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``textgym serve`` as a user runs it (the installed console script, in a subprocess, on a free loopback port),
+"""``textgym serve`` as a user runs it (the installed console script in a subprocess, on a free local port),
 played through ``textgym/Remote-v0`` and through OpenEnv's own generic client: the same transcripts as the
 local envs, isolated concurrent sessions, sessions freed when clients die or idle, bad input answered, and an
 exported OpenEnv package that ``openenv validate`` accepts and that serves."""
@@ -49,21 +49,35 @@ def describe(url: str) -> dict[str, Any]:
 
 
 class Server:
-    """A server process on a free loopback port: ``textgym serve <env-id> ...`` unless ``command`` is given."""
+    """A server process on a free loopback port: ``textgym serve <env-id> ...``, or ``command``."""
 
-    def __init__(self, env_id: str, *flags: str, cwd: Path, command: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        *flags: str,
+        cwd: Path,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = command or [TEXTGYM, "serve", env_id]
-        self.process = subprocess.Popen([*args, "--port", str(self.port), *flags], cwd=cwd, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [*args, "--port", str(self.port), *flags],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def wait(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}: {self.process.stderr.read()}")
+                raise AssertionError(
+                    f"server exited with {self.process.returncode}: {self.process.stderr.read()}"
+                )
             try:
                 if requests.get(f"{self.url}/health", timeout=1).ok:
                     return
@@ -118,7 +132,7 @@ def scripted_actions(env_id: str, seed: int, steps: int = 40) -> list[str]:
 
 
 def transcript(env: gym.Env, seed: int, actions: list[str], random_steps: int = 12) -> list:
-    """reset(seed) and ``actions``, then an unseeded reset (the env's own RNG continues) and random valid moves."""
+    """reset(seed) and ``actions``, then an unseeded reset (the env's RNG goes on) and random valid moves."""
     record: list = [env.reset(seed=seed)]
     record += [env.step(action) for action in actions]
     observation, info = env.reset()
@@ -134,9 +148,12 @@ def transcript(env: gym.Env, seed: int, actions: list[str], random_steps: int = 
 
 
 def generic_client_transcript(url: str, seed: int, actions: list[str]) -> list:
-    """The scripted part of :func:`transcript`, through OpenEnv's GenericEnvClient (plain dicts on the wire)."""
+    """The scripted part of :func:`transcript` through OpenEnv's GenericEnvClient (plain dicts)."""
+
     def parsed(result: Any) -> TextObservation:
-        return TextObservation.model_validate({**result.observation, "reward": result.reward, "done": result.done})
+        return TextObservation.model_validate(
+            {**result.observation, "reward": result.reward, "done": result.done}
+        )
 
     with GenericEnvClient(base_url=url).sync() as client:
         first = parsed(client.reset(seed=seed))
@@ -147,7 +164,12 @@ def generic_client_transcript(url: str, seed: int, actions: list[str]) -> list:
     return record
 
 
-QUICK_IDS = ["textgym/CustomerService-v0", "textgym/FrozenLake-v0", "textgym/GuessNumber-v0", "textgym/TicTacToe-v0"]
+QUICK_IDS = [
+    "textgym/CustomerService-v0",
+    "textgym/FrozenLake-v0",
+    "textgym/GuessNumber-v0",
+    "textgym/TicTacToe-v0",
+]
 REST_IDS = [env_id for env_id in ENV_IDS if env_id not in QUICK_IDS]
 GROUPS = [  # servers start 6 s of imports each: the default run covers 4 envs, the slow one every other env
     pytest.param(QUICK_IDS, id="quick"),
@@ -165,7 +187,9 @@ def test_every_shipped_env_plays_its_local_transcript_remotely(group: list[str],
             assert transcript(served, 7, actions) == local, env_id
             served.close()
             assert generic_client_transcript(url, 7, actions) == local[: len(actions) + 1], env_id
-            assert any(step[4]["reward_terms"].get("invalid_action") for step in local[1:4])  # the penalty came back
+            assert any(
+                step[4]["reward_terms"].get("invalid_action") for step in local[1:4]
+            )  # the penalty came back
         report = validate_running_environment(urls[0])  # what `openenv validate --url` runs
         assert report["passed"], report["criteria"]
 
@@ -203,7 +227,11 @@ def _eventually(condition: Any, timeout: float = 15.0) -> bool:
 
 
 def test_bad_input_gets_the_env_answer_or_a_protocol_error(tmp_path: Path) -> None:
-    with serving("textgym/GuessNumber-v0", cwd=tmp_path) as [url], connect(url.replace("http", "ws") + "/ws") as ws:
+    with (
+        serving("textgym/GuessNumber-v0", cwd=tmp_path) as [url],
+        connect(url.replace("http", "ws") + "/ws") as ws,
+    ):
+
         def ask(message: str | dict) -> dict:
             ws.send(message if isinstance(message, str) else json.dumps(message))
             return json.loads(ws.recv(timeout=30))
@@ -222,16 +250,21 @@ def test_bad_input_gets_the_env_answer_or_a_protocol_error(tmp_path: Path) -> No
         error = ask({"type": "reset", "data": {"reward": {"sucess": 2}}})["data"]
         assert error["code"] == "EXECUTION_ERROR" and "sucess" in error["message"]
         answer = ask({"type": "step", "data": {"text": "8"}})  # the session survived all of it
-        assert answer["type"] == "observation" and answer["data"]["observation"]["info"]["invalid_actions"] == 1
+        assert (
+            answer["type"] == "observation" and answer["data"]["observation"]["info"]["invalid_actions"] == 1
+        )
         assert requests.get(f"{url}/health", timeout=10).json()["status"] == "healthy"
 
 
 def test_killed_and_idle_clients_leave_no_session(tmp_path: Path) -> None:
-    client = (f"import gymnasium as gym, textgym; env = gym.make('textgym/Remote-v0', base_url={{url!r}}); "
-              "env.reset(seed=0); env.step('left'); print('playing', flush=True); import time; time.sleep(600)")
+    client = (
+        "import gymnasium as gym, textgym; env = gym.make('textgym/Remote-v0', base_url={url!r}); "
+        "env.reset(seed=0); env.step('left'); print('playing', flush=True); import time; time.sleep(600)"
+    )
     with serving("textgym/FrozenLake-v0", cwd=tmp_path, flags=("--idle-timeout", "1")) as [url]:
-        player = subprocess.Popen([sys.executable, "-c", client.format(url=url)], stdout=subprocess.PIPE, text=True,
-                                  cwd=tmp_path)
+        player = subprocess.Popen(
+            [sys.executable, "-c", client.format(url=url)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+        )
         assert player.stdout.readline().strip() == "playing"
         assert describe(url)["alive_envs"] == 1
         player.kill()  # mid-episode, no close
@@ -264,29 +297,59 @@ def test_vector_envs_and_train_run_unchanged_against_a_server(tmp_path: Path) ->
         assert replies[0] == replies[1] and tools[0].get_reward() == tools[1].get_reward()
         assert type(tools[0]).__name__ == "RemoteTools"  # one tool per move, as for the local env
 
-        quick = ["algorithm.episodes=200", "algorithm.eval_every=0", "eval.episodes=24", "logger=none"]  # no GroundTruth mid-run: it draws from the policy's RNG
+        quick = [
+            "algorithm.episodes=200",
+            "algorithm.eval_every=0",
+            "eval.episodes=24",
+            "logger=none",
+        ]  # no GroundTruth mid-run: it draws from the policy's RNG
         runs = {}
-        served = ["env.id=textgym/Remote-v0", "~env.kwargs", f"+env.kwargs={{base_url:'{url}',env_id:'{env_id}'}}"]
+        served = [
+            "env.id=textgym/Remote-v0",
+            "~env.kwargs",
+            f"+env.kwargs={{base_url:'{url}',env_id:'{env_id}'}}",
+        ]
         for name, overrides in {"local": [], "remote": served}.items():
-            run = subprocess.run([TEXTGYM, "train", *quick, *overrides, f"hydra.run.dir={name}"], cwd=tmp_path,
-                                 capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(tmp_path)})
+            run = subprocess.run(
+                [TEXTGYM, "train", *quick, *overrides, f"hydra.run.dir={name}"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, "HOME": str(tmp_path)},
+            )
             assert run.returncode == 0, run.stderr
             runs[name] = json.loads((tmp_path / name / "results.json").read_text())["metrics"]
-        assert runs["remote"] == {k: v for k, v in runs["local"].items() if k != "regret"}  # no exact MDP over the wire
+        assert runs["remote"] == {
+            k: v for k, v in runs["local"].items() if k != "regret"
+        }  # no exact MDP over the wire
 
 
 def test_export_is_a_valid_openenv_package_that_serves_a_users_env(tmp_path: Path) -> None:
     env_id = "ladder:example/Ladder-v0"
     with_examples = {**os.environ, "PYTHONPATH": str(EXAMPLES)}
-    run = subprocess.run([TEXTGYM, "serve", env_id, "--kwargs", '{"max_invalid_streak": 2}', "--export", "pkg"],
-                         cwd=tmp_path, env=with_examples,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [TEXTGYM, "serve", env_id, "--kwargs", '{"max_invalid_streak": 2}', "--export", "pkg"],
+        cwd=tmp_path,
+        env=with_examples,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     package = tmp_path / "pkg"
-    for name in ("openenv.yaml", "server/app.py", "server/Dockerfile", "pyproject.toml", "README.md", "ladder.py"):
+    for name in (
+        "openenv.yaml",
+        "server/app.py",
+        "server/Dockerfile",
+        "pyproject.toml",
+        "README.md",
+        "ladder.py",
+    ):
         assert (package / name).is_file(), name
-    report = subprocess.run([str(BIN / "openenv"), "validate", str(package)], capture_output=True, text=True,
-                            timeout=120)
+    report = subprocess.run(
+        [str(BIN / "openenv"), "validate", str(package)], capture_output=True, text=True, timeout=120
+    )
     assert report.returncode == 0, report.stdout + report.stderr
     assert "PASS  static.manifest" in report.stdout and "FAIL" not in report.stdout
 
@@ -306,11 +369,14 @@ def test_export_is_a_valid_openenv_package_that_serves_a_users_env(tmp_path: Pat
 
 def test_bad_command_lines_fail_with_one_line_before_serving(tmp_path: Path) -> None:
     def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([TEXTGYM, "serve", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                              env=env)
+        return subprocess.run(
+            [TEXTGYM, "serve", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+        )
 
     run = serve("textgym/Nope-v0", "--port", str(free_port()))
-    assert run.returncode == 1 and "textgym/Nope-v0" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert (
+        run.returncode == 1 and "textgym/Nope-v0" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    )
     run = serve("textgym/FrozenLake-v0", "--max-sessions", "0")
     assert run.returncode == 2 and "--max-sessions" in run.stderr
     run = serve("textgym/FrozenLake-v0", "--kwargs", "[1]")
@@ -319,6 +385,8 @@ def test_bad_command_lines_fail_with_one_line_before_serving(tmp_path: Path) -> 
     assert run.returncode == 1 and "slippery" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     fake = tmp_path / "no_openenv"  # a stand-in for an install without the serve extra
     fake.mkdir()
-    (fake / "openenv.py").write_text("raise ModuleNotFoundError(\"No module named 'openenv'\", name='openenv')\n")
+    (fake / "openenv.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'openenv'\", name='openenv')\n"
+    )
     run = serve("textgym/FrozenLake-v0", env={**os.environ, "PYTHONPATH": str(fake)})
     assert run.returncode == 1 and "pip install 'textgym[serve]'" in run.stderr, run.stderr

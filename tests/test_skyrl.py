@@ -41,8 +41,14 @@ def test_oracle_episode_has_the_local_rewards_and_ending(env_id: str) -> None:
             break
         assert out["observations"] == [{"role": "user", "content": observation}]
     assert out["done"] and out["metadata"]["success"] == info["success"]
-    assert env.get_metrics() == pytest.approx({"return": total, "success": float(info["success"]),
-                                               "turns": env.turns, "invalid_actions": info["invalid_actions"]})
+    assert env.get_metrics() == pytest.approx(
+        {
+            "return": total,
+            "success": float(info["success"]),
+            "turns": env.turns,
+            "invalid_actions": info["invalid_actions"],
+        }
+    )
     env.close()
 
 
@@ -55,7 +61,9 @@ def test_skyrl_turn_limit_truncates() -> None:
 
 
 def test_env_config_overrides_reward_weights() -> None:
-    env = skyrl_gym.make("textgym/FrozenLake-v0", env_config={"reward": {"invalid_action": -1.0}}, extras={"seed": 0})
+    env = skyrl_gym.make(
+        "textgym/FrozenLake-v0", env_config={"reward": {"invalid_action": -1.0}}, extras={"seed": 0}
+    )
     env.init([])
     out = env.step("fly")
     assert out["reward"] == pytest.approx(-1.0) and out["metadata"]["reward_terms"]["invalid_action"] == -1.0

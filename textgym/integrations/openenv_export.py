@@ -1,10 +1,10 @@
 """An OpenEnv environment package for one env: ``openenv.yaml``, ``server/app.py``, ``server/Dockerfile``,
-``pyproject.toml`` and a README, which ``openenv validate DIR`` accepts and ``openenv build`` / ``openenv push``
-take to a container or a Hugging Face Space.
+``pyproject.toml`` and a README, which ``openenv validate DIR`` accepts and ``openenv build`` /
+``openenv push`` take to a container or a Hugging Face Space.
 
-The package's server is :func:`textgym.integrations.openenv_server.make_app`; textgym itself is installed in the
-image from ``TEXTGYM_REQUIREMENT`` (a build argument: a version, a wheel or a git URL). A user's env given as
-``module:id`` has its module copied into the package, so the image imports it.
+The package's server is :func:`textgym.integrations.openenv_server.make_app`; textgym itself is installed in
+the image from ``TEXTGYM_REQUIREMENT`` (a build argument: a version, a wheel or a git URL). A user's env given
+as ``module:id`` has its module copied into the package, so the image imports it.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ if __name__ == "__main__":
     main()
 '''
 
-DOCKERFILE = '''# OpenEnv image of {env_id}, exported by `textgym serve {env_id} --export`.
+DOCKERFILE = """# OpenEnv image of {env_id}, exported by `textgym serve {env_id} --export`.
 # Build from this directory: docker build -f server/Dockerfile -t {name}:latest .
 # TEXTGYM_REQUIREMENT picks the textgym to install, e.g. a wheel copied here or "textgym[serve] @ git+https://...".
 FROM python:3.11-slim
@@ -77,9 +77,9 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \\
     CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8000/health')"
 CMD ["uvicorn", "server.app:app", "--host", "0.0.0.0", "--port", "8000"]
-'''
+"""
 
-PYPROJECT = '''[build-system]
+PYPROJECT = """[build-system]
 requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
 
@@ -95,9 +95,9 @@ server = "server.app:main"
 
 [tool.setuptools]
 packages = ["server"]
-'''
+"""
 
-README = '''# {env_id} over OpenEnv
+README = """# {env_id} over OpenEnv
 
 {description}
 
@@ -113,7 +113,7 @@ env = gym.make("textgym/Remote-v0", base_url="http://localhost:8000", env_id="{e
 observation, info = env.reset(seed=0)
 observation, reward, terminated, truncated, info = env.step(info["valid_actions"][0])
 ```
-'''
+"""
 
 
 def package_name(env_id: str) -> str:
@@ -124,7 +124,11 @@ def package_name(env_id: str) -> str:
 def reward_range(env: gym.Env) -> tuple[float, float]:
     """A bound on one step's reward: the sum of the negative weights to the sum of the positive ones."""
     spec = getattr(env.unwrapped, "reward", None)
-    weights = [float(v) for v in dataclasses.asdict(spec).values()] if dataclasses.is_dataclass(spec) else [0.0, 1.0]
+    weights = (
+        [float(v) for v in dataclasses.asdict(spec).values()]
+        if dataclasses.is_dataclass(spec)
+        else [0.0, 1.0]
+    )
     low, high = sum(w for w in weights if w < 0), sum(w for w in weights if w > 0)
     return low, high if high > low else low + 1.0
 
@@ -143,8 +147,12 @@ def manifest(env_id: str, env: gym.Env) -> dict:
         "port": 8000,
         "validation": {
             "reward": {"range": [low, high], "oracle_tolerance": 0.0, "floor_margin": 0.1},
-            "resources": {"cpu": 1.0, "memory_mb": 1024, "disk_mb": 1024,
-                          "episode_timeout_s": float(max(60, limit or 60))},
+            "resources": {
+                "cpu": 1.0,
+                "memory_mb": 1024,
+                "disk_mb": 1024,
+                "episode_timeout_s": float(max(60, limit or 60)),
+            },
             "network": {"mode": "no-network"},
             "capabilities": {"verifier": {"kind": "reward_channel"}},
             "types": {"tags": ["textgym", "text"]},
@@ -153,7 +161,7 @@ def manifest(env_id: str, env: gym.Env) -> dict:
 
 
 def copy_user_module(env_id: str, directory: Path) -> Path | None:
-    """Copy the module of a ``module:id`` env into ``directory`` (a file or a package); None for a plain id."""
+    """Copy the module of a ``module:id`` env into ``directory`` (a file or a package); None for an id."""
     if ":" not in env_id:
         return None
     module = env_id.split(":", 1)[0]
@@ -163,7 +171,9 @@ def copy_user_module(env_id: str, directory: Path) -> Path | None:
     source = Path(spec.origin)
     if spec.submodule_search_locations:  # a package: copy its directory
         target = directory / source.parent.name
-        shutil.copytree(source.parent, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            source.parent, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     else:
         target = directory / source.name
         shutil.copy2(source, target)
@@ -171,13 +181,17 @@ def copy_user_module(env_id: str, directory: Path) -> Path | None:
 
 
 def export_package(env_id: str, directory: str | Path, **make_kwargs: Any) -> Path:
-    """Write the OpenEnv package of ``gym.make(env_id, **make_kwargs)`` into ``directory`` (created; files there
-    are overwritten)."""
+    """Write the OpenEnv package of ``gym.make(env_id, **make_kwargs)`` into ``directory`` (created;
+    files there are overwritten)."""
     env = check_servable(env_id, **make_kwargs)
     try:
         fields = {
-            "env_id": env_id, "make_kwargs": make_kwargs, "name": package_name(env_id), "version": textgym.__version__,
-            "textgym_requirement": TEXTGYM_REQUIREMENT, "openenv_requirement": OPENENV_REQUIREMENT,
+            "env_id": env_id,
+            "make_kwargs": make_kwargs,
+            "name": package_name(env_id),
+            "version": textgym.__version__,
+            "textgym_requirement": TEXTGYM_REQUIREMENT,
+            "openenv_requirement": OPENENV_REQUIREMENT,
             "description": ((type(env.unwrapped).__doc__ or "").strip().splitlines() or [env_id])[0],
         }
         root = Path(directory)

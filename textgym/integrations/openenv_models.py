@@ -39,8 +39,12 @@ class TextObservation(Observation):
     """A textgym observation with its reward terms, valid actions and episode flags."""
 
     text: str = Field(description="What the agent sees (feedback, then the state)")
-    valid_actions: list[str] = Field(default_factory=list, description="Admissible actions now (empty once ended)")
-    reward_terms: dict[str, float] = Field(default_factory=dict, description="This step's weighted reward terms")
+    valid_actions: list[str] = Field(
+        default_factory=list, description="Admissible actions now (empty once ended)"
+    )
+    reward_terms: dict[str, float] = Field(
+        default_factory=dict, description="This step's weighted reward terms"
+    )
     success: bool = Field(default=False, description="Whether the task has been accomplished")
     instructions: str | None = Field(default=None, description="The task and action syntax (at reset only)")
     seed: int | None = Field(default=None, description="The seed of this episode's reset (None: not seeded)")
@@ -60,7 +64,7 @@ class TextGymState(State):
 
 
 def to_wire(value: Any, key: str = "info") -> Any:
-    """``value`` as JSON-ready data: tuples tagged, NumPy scalars as Python ones; other types raise naming ``key``."""
+    """``value`` as JSON-ready data: tuples tagged, NumPy scalars as Python ones; other types raise."""
     if isinstance(value, np.generic):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -71,8 +75,10 @@ def to_wire(value: Any, key: str = "info") -> Any:
         return [to_wire(v, key) for v in value]
     if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
         return {k: to_wire(v, f"{key}.{k}") for k, v in value.items()}
-    raise TypeError(f"info[{key!r}] is a {type(value).__name__}, which cannot be sent to a client: "
-                    "envs served over OpenEnv report only numbers, strings, lists, tuples and str-keyed dicts")
+    raise TypeError(
+        f"info[{key!r}] is a {type(value).__name__}, which cannot be sent to a client: "
+        "envs served over OpenEnv report only numbers, strings, lists, tuples and str-keyed dicts"
+    )
 
 
 def from_wire(value: Any) -> Any:
@@ -87,7 +93,7 @@ def from_wire(value: Any) -> Any:
 
 
 def observation_of(text: str, info: Mapping[str, Any], **fields: Any) -> TextObservation:
-    """The observation of a Gymnasium reset or step (``fields``: reward, done, terminated, truncated, seed)."""
+    """The observation of a Gymnasium reset or step (``fields``: reward, done, the flags, seed)."""
     extras = {key: to_wire(value, key) for key, value in info.items() if key not in FIELDS}
     known = {key: info[key] for key in FIELDS if key in info}
     return TextObservation(text=text, info=extras, **known, **fields)

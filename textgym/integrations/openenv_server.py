@@ -99,8 +99,10 @@ class TextGymEnvironment(Environment[TextAction, TextObservation, TextGymState])
     ) -> TextObservation:
         """Gymnasium's reset; ``reward`` overrides weights by name, ``episode_id`` only labels the episode."""
         if unknown:
-            raise ValueError(f"unknown reset argument(s) {sorted(unknown)}: reset takes seed, episode_id, options "
-                             "and reward")
+            raise ValueError(
+                f"unknown reset argument(s) {sorted(unknown)}: reset takes seed, episode_id, options "
+                "and reward"
+            )
         self._check_open()
         if reward is not None and dict(reward) != self._reward:
             self._env.close()
@@ -111,26 +113,41 @@ class TextGymEnvironment(Environment[TextAction, TextObservation, TextGymState])
         return observation_of(text, info, seed=seed)
 
     def step(self, action: TextAction, timeout_s: float | None = None) -> TextObservation:
-        """Gymnasium's step (``timeout_s``, part of OpenEnv's signature, is not used: a text step is quick)."""
+        """Gymnasium's step (``timeout_s``, in OpenEnv's signature, is not used: a text step is quick)."""
         self._check_open()
         text, reward, terminated, truncated, info = self._env.step(action.text)
         self._steps += 1
         self._transcript.append(
             {"action": action.text, "text": text, "reward": reward, "reward_terms": info["reward_terms"]}
         )
-        return observation_of(text, info, reward=reward, done=terminated or truncated, terminated=terminated,
-                              truncated=truncated, seed=self._seed)
+        return observation_of(
+            text,
+            info,
+            reward=reward,
+            done=terminated or truncated,
+            terminated=terminated,
+            truncated=truncated,
+            seed=self._seed,
+        )
 
     @property
     def state(self) -> TextGymState:
-        return TextGymState(env_id=self.env_id, seed=self._seed, episode_id=self._episode_id,
-                            step_count=self._steps, transcript=list(self._transcript))
+        return TextGymState(
+            env_id=self.env_id,
+            seed=self._seed,
+            episode_id=self._episode_id,
+            step_count=self._steps,
+            transcript=list(self._transcript),
+        )
 
     def get_metadata(self) -> EnvironmentMetadata:
         doc = type(self._env.unwrapped).__doc__ or ""
         return EnvironmentMetadata(
-            name=self.env_id, description=(doc.strip().splitlines() or [self.env_id])[0],
-            readme_content=f"# {self.env_id}\n\n{inspect.cleandoc(doc)}", version=textgym.__version__, author="textgym",
+            name=self.env_id,
+            description=(doc.strip().splitlines() or [self.env_id])[0],
+            readme_content=f"# {self.env_id}\n\n{inspect.cleandoc(doc)}",
+            version=textgym.__version__,
+            author="textgym",
         )
 
     def render_web(self, observation: dict[str, Any]) -> str | None:
@@ -139,13 +156,17 @@ class TextGymEnvironment(Environment[TextAction, TextObservation, TextGymState])
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:+.3f}</td></tr>" for k, v in terms.items())
         turns = "".join(
             f"<li><b>{html.escape(t['action'])}</b> → reward {t['reward']:+.3f}"
-            f"<pre style='white-space: pre-wrap'>{html.escape(t['text'])}</pre></li>" for t in self._transcript
+            f"<pre style='white-space: pre-wrap'>{html.escape(t['text'])}</pre></li>"
+            for t in self._transcript
         )
-        status = "success" if observation.get("success") else ("ended" if observation.get("done") else "playing")
+        status = (
+            "success" if observation.get("success") else ("ended" if observation.get("done") else "playing")
+        )
+        text = html.escape(observation.get("text", ""))
         return (
             f'<div class="textgym"><h3>{html.escape(self.env_id)} · seed {self._seed} · step {self._steps}'
             f" · {status}</h3>"
-            f"<pre id='textgym-observation' style='white-space: pre-wrap'>{html.escape(observation.get('text', ''))}</pre>"
+            f"<pre id='textgym-observation' style='white-space: pre-wrap'>{text}</pre>"
             f"<h4>Reward terms</h4><table id='textgym-terms'>{rows}</table>"
             f"<h4>Transcript</h4><ol id='textgym-transcript'>{turns}</ol></div>"
         )
@@ -164,19 +185,25 @@ class TextGymEnvironment(Environment[TextAction, TextObservation, TextGymState])
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClosedSession("this session was closed by the server (idle past its timeout, or shut down): "
-                                "connect again to start a new one")
+            raise ClosedSession(
+                "this session was closed by the server (idle past its timeout, or shut down): "
+                "connect again to start a new one"
+            )
 
 
 def check_servable(env_id: str, **make_kwargs: Any) -> gym.Env:
-    """Make ``env_id`` once and check it is a text env; raises ``ValueError`` naming the id and the problem."""
+    """Make ``env_id`` once and check it is a text env; ``ValueError`` names the id and the problem."""
     try:
         env = gym.make(env_id, **make_kwargs)
     except (gym.error.Error, TypeError) as error:  # an unknown id, module or keyword argument
         raise ValueError(f"cannot serve {env_id!r}: {error}") from None
-    if not isinstance(env.observation_space, gym.spaces.Text) or not isinstance(env.action_space, gym.spaces.Text):
+    if not isinstance(env.observation_space, gym.spaces.Text) or not isinstance(
+        env.action_space, gym.spaces.Text
+    ):
         env.close()
-        raise ValueError(f"cannot serve {env_id!r}: only text envs (spaces.Text observations and actions) are served")
+        raise ValueError(
+            f"cannot serve {env_id!r}: only text envs (spaces.Text observations and actions) are served"
+        )
     return env
 
 
@@ -189,7 +216,7 @@ def make_app(
 ) -> FastAPI:
     """OpenEnv's app serving ``env_id`` (``module:id`` imports the module): at most ``max_sessions`` WebSocket
     sessions, each closed when its client disconnects or after ``idle_timeout_s`` without a message (``None``:
-    never). ``web`` adds OpenEnv's web page at ``/web`` (``None``: as OpenEnv's ``ENABLE_WEB_INTERFACE`` says).
+    never). ``web`` adds OpenEnv's web page at ``/web`` (``None``: as ``ENABLE_WEB_INTERFACE`` says).
     """
     if max_sessions < 1:
         raise ValueError(f"max_sessions must be >= 1, got {max_sessions}")
@@ -215,11 +242,24 @@ def make_app(
     if web:
         from openenv.core.env_server.web_interface import create_web_interface_app
 
-        app = create_web_interface_app(factory, TextAction, TextObservation, env_name=name, concurrency_config=config,
-                                       state_cls=TextGymState, title_override=f"textgym · {env_id}")
+        app = create_web_interface_app(
+            factory,
+            TextAction,
+            TextObservation,
+            env_name=name,
+            concurrency_config=config,
+            state_cls=TextGymState,
+            title_override=f"textgym · {env_id}",
+        )
     else:
-        app = create_fastapi_app(factory, TextAction, TextObservation, concurrency_config=config, env_name=name,
-                                 state_cls=TextGymState)
+        app = create_fastapi_app(
+            factory,
+            TextAction,
+            TextObservation,
+            concurrency_config=config,
+            env_name=name,
+            state_cls=TextGymState,
+        )
 
     @app.get("/textgym", tags=["Environment Info"], summary="The served env and its live sessions")
     def describe() -> dict[str, Any]:

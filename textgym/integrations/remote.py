@@ -1,7 +1,8 @@
 """``textgym/Remote-v0``: a Gymnasium env whose episodes run on a textgym OpenEnv server (``textgym serve``),
 through OpenEnv's ``EnvClient``. Same seed, same transcript as the local env.
 
->>> env = gym.make("textgym/Remote-v0", base_url="http://127.0.0.1:8000", env_id="textgym/FrozenLake-v0")  # doctest: +SKIP
+>>> url, env_id = "http://127.0.0.1:8000", "textgym/FrozenLake-v0"
+>>> env = gym.make("textgym/Remote-v0", base_url=url, env_id=env_id)  # doctest: +SKIP
 >>> observation, info = env.reset(seed=0)  # doctest: +SKIP
 
 Each env holds one WebSocket session on the server, opened at the first ``reset`` and closed by ``close()``;
@@ -42,7 +43,11 @@ class TextGymClient(EnvClient[TextAction, TextObservation, TextGymState]):
 
     def _parse_result(self, payload: dict[str, Any]) -> StepResult[TextObservation]:
         observation = TextObservation.model_validate(
-            {**payload.get("observation", {}), "reward": payload.get("reward"), "done": payload.get("done", False)}
+            {
+                **payload.get("observation", {}),
+                "reward": payload.get("reward"),
+                "done": payload.get("done", False),
+            }
         )
         return StepResult(observation=observation, reward=observation.reward, done=observation.done)
 
@@ -57,8 +62,10 @@ def describe_server(base_url: str, timeout_s: float = 10.0) -> dict[str, Any]:
         response = requests.get(url, timeout=timeout_s)
         response.raise_for_status()
     except requests.RequestException as error:
-        raise ConnectionError(f"no textgym server answers at {url}: {error}; start one with "
-                              "`textgym serve <env-id> --port PORT`") from None
+        raise ConnectionError(
+            f"no textgym server answers at {url}: {error}; start one with "
+            "`textgym serve <env-id> --port PORT`"
+        ) from None
     return response.json()
 
 
@@ -67,8 +74,8 @@ class RemoteEnv(gym.Env[str, str]):
 
     ## Arguments
     ``gym.make("textgym/Remote-v0", base_url="http://127.0.0.1:8000", env_id="textgym/FrozenLake-v0",
-    reward={"step": -0.01})``: ``env_id`` (optional) must be the id the server serves; ``reward`` overrides the
-    served env's weights for this session; ``message_timeout_s`` bounds the wait for each answer.
+    reward={"step": -0.01})``: ``env_id`` (optional) must be the id the server serves; ``reward`` overrides
+    the served env's weights for this session; ``message_timeout_s`` bounds the wait for each answer.
 
     Observations, rewards, flags and ``info`` are the served env's own. Actions must be strings (a non-string
     raises ``TypeError`` here rather than travelling as an invalid action).
@@ -85,11 +92,15 @@ class RemoteEnv(gym.Env[str, str]):
         message_timeout_s: float = 60.0,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; use one of {self.metadata['render_modes']}")
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; use one of {self.metadata['render_modes']}"
+            )
         served = describe_server(base_url)
         if env_id is not None and served["env_id"] != env_id:
-            raise ValueError(f"the server at {base_url} serves {served['env_id']!r}, not env_id={env_id!r}: "
-                             f"start `textgym serve {env_id}` or fix env_id")
+            raise ValueError(
+                f"the server at {base_url} serves {served['env_id']!r}, not env_id={env_id!r}: "
+                f"start `textgym serve {env_id}` or fix env_id"
+            )
         self.env_id: str = served["env_id"]
         self.base_url = base_url
         self.render_mode = render_mode
@@ -112,8 +123,13 @@ class RemoteEnv(gym.Env[str, str]):
             raise TypeError(f"actions are text, got a {type(action).__name__}")
         observation = self._client.step(TextAction(text=action)).observation
         self._observation = observation.text
-        return observation.text, float(observation.reward), observation.terminated, observation.truncated, \
-            info_of(observation)
+        return (
+            observation.text,
+            float(observation.reward),
+            observation.terminated,
+            observation.truncated,
+            info_of(observation),
+        )
 
     def render(self) -> str | None:
         """The latest observation's text (``render_mode="ansi"``)."""

@@ -1,5 +1,6 @@
 """textgym envs in SkyRL: ``import textgym.integrations.skyrl`` registers every ``textgym/...`` Gymnasium id
-with ``skyrl_gym`` under the same id, so a SkyRL config can name ``environment.env_class=textgym/FrozenLake-v0``.
+with ``skyrl_gym`` under the same id, so a SkyRL config can name
+``environment.env_class=textgym/FrozenLake-v0``.
 
 >>> import skyrl_gym, textgym.integrations.skyrl  # doctest: +SKIP
 >>> env = skyrl_gym.make("textgym/FrozenLake-v0", env_config={}, extras={"seed": 3})  # doctest: +SKIP
@@ -29,15 +30,19 @@ except ModuleNotFoundError as error:  # the "skyrl" extra is not installed
 
 
 class TextGymSkyRLEnv(BaseTextEnv):
-    """A textgym env behind SkyRL-Gym's ``BaseTextEnv``: ``init(prompt)`` resets it and appends the instructions
-    and first observation as a user message; ``step(llm_output)`` plays the output as one action.
+    """A textgym env behind SkyRL-Gym's ``BaseTextEnv``: ``init(prompt)`` resets it and appends the
+    instructions and first observation as a user message; ``step(llm_output)`` plays the output as one action.
 
     Each step's ``reward`` and ``done`` (terminated or truncated) are the env's; ``metadata`` holds the step's
     ``info`` (``reward_terms``, ``valid_actions``, ``success``, ...) plus ``terminated`` and ``truncated``.
     """
 
-    def __init__(self, env_id: str, env_config: Mapping[str, Any] | None = None,
-                 extras: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        env_config: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         extras = dict(extras or {})
         self.env_id = env_id
@@ -73,8 +78,12 @@ class TextGymSkyRLEnv(BaseTextEnv):
 
     def get_metrics(self) -> dict[str, Any]:
         """The episode's return, success, turns and invalid actions (SkyRL averages them over episodes)."""
-        return {"return": self.episode_return, "success": float(self.success), "turns": self.turns,
-                "invalid_actions": self.invalid_actions}
+        return {
+            "return": self.episode_return,
+            "success": float(self.success),
+            "turns": self.turns,
+            "invalid_actions": self.invalid_actions,
+        }
 
     def close(self) -> None:
         self.env.close()
@@ -83,7 +92,9 @@ class TextGymSkyRLEnv(BaseTextEnv):
 def make_creator(env_id: str):  # noqa: ANN201 - a skyrl_gym EnvCreator
     """The creator skyrl_gym calls as ``creator(env_config=..., extras=...)`` for ``env_id``."""
 
-    def create(env_config: Mapping[str, Any] | None = None, extras: Mapping[str, Any] | None = None) -> TextGymSkyRLEnv:
+    def create(
+        env_config: Mapping[str, Any] | None = None, extras: Mapping[str, Any] | None = None
+    ) -> TextGymSkyRLEnv:
         return TextGymSkyRLEnv(env_id, env_config, extras)
 
     create.__doc__ = f"{env_id} as a SkyRL-Gym text env."
@@ -92,8 +103,11 @@ def make_creator(env_id: str):  # noqa: ANN201 - a skyrl_gym EnvCreator
 
 def register_all() -> list[str]:
     """Register every ``textgym/...`` id that skyrl_gym does not know yet; returns the ids registered."""
-    ids = [env_id for env_id in sorted(gym.registry) if env_id.startswith("textgym/")
-           and env_id not in skyrl_gym.registry]
+    ids = [
+        env_id
+        for env_id in sorted(gym.registry)
+        if env_id.startswith("textgym/") and env_id not in skyrl_gym.registry
+    ]
     for env_id in ids:
         skyrl_gym.register(id=env_id, entry_point=make_creator(env_id))
     return ids
