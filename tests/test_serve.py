@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from conftest import ENV_IDS
 
@@ -390,3 +391,43 @@ def test_bad_command_lines_fail_with_one_line_before_serving(tmp_path: Path) -> 
     )
     run = serve("textgym/FrozenLake-v0", env={**os.environ, "PYTHONPATH": str(fake)})
     assert run.returncode == 1 and "pip install 'textgym[serve]'" in run.stderr, run.stderr
+
+
+def test_trl_grpo_trains_against_a_served_env(tmp_path: Path, monkeypatch, one_thread) -> None:
+    """TRL's GRPOTrainer (textgym's bridge, a tiny model on the CPU), every rollout in a served session."""
+    pytest.importorskip("trl")
+    from test_sft_grpo import tiny_policy
+    from tiny_llm import tiny_tokenizer
+
+    from textgym.algorithms.grpo import GRPO, EpisodeTools
+    from textgym.algorithms.grpo_config import GRPOConfig
+
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    scored: list[float] = []
+
+    def spy(self: EpisodeTools) -> float:
+        scored.append(self.episode_return)
+        return self.episode_return
+
+    monkeypatch.setattr(EpisodeTools, "get_reward", spy)
+    env_id = "textgym/FrozenLake-v0"
+    with serving(env_id, cwd=tmp_path, flags=("--kwargs", '{"is_slippery": false}')) as [url]:
+        config = GRPOConfig(
+            max_steps=2,
+            tasks=4,
+            num_generations=2,
+            per_device_train_batch_size=4,
+            max_completion_length=24,
+            max_tool_calling_iterations=3,
+            learning_rate=1e-2,
+            cpu=True,
+        )
+        grpo = GRPO(config)
+        grpo.learn(lambda: remote(url, env_id), tiny_policy(tiny_tokenizer()))
+        logs = [entry for entry in grpo.trainer.state.log_history if "reward" in entry]
+        assert [entry["step"] for entry in logs] == [1, 2] and len(scored) == 2 * 4
+        for step, entry in enumerate(logs):
+            assert entry["rewards/RemoteTools/mean"] == pytest.approx(
+                np.mean(scored[4 * step : 4 * step + 4])
+            )
+        assert describe(url)["opened_envs"] >= 4  # TRL's env per rollout slot (reused across steps), served
