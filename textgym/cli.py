@@ -24,6 +24,9 @@ commands:
   list                      every registered textgym env with a one-line description
   check <env-id>            is the env sound? (check_env, determinism, invalid actions, episode ends,
                             rewards, rendering, copies, and its tabular_mdp() against sampling)
+  serve <env-id> [--host 127.0.0.1 --port 8000 --max-sessions N --idle-timeout S --web] [--export DIR]
+                            serve an env over OpenEnv (WebSocket sessions, a web page), or export an
+                            OpenEnv env package of it (needs pip install 'textgym[serve]')
 """
 
 
@@ -81,6 +84,10 @@ def main() -> None:
         list_envs()
     elif command == "check" and len(args) == 1:
         sys.exit(check(args[0]))
+    elif command == "serve":
+        from textgym.serve import main as serve
+
+        sys.exit(serve(args))
     else:
         print(USAGE, file=sys.stderr)  # noqa: T201
         sys.exit(0 if command in ("-h", "--help") else 2)
