@@ -19,6 +19,7 @@ NumPy and the standard library only; rliable itself would pull in pandas, statsm
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -220,6 +221,7 @@ def minimum_detectable_difference(n: float, confidence: float = 0.95, power: flo
     return (z_value(confidence) + NormalDist().inv_cdf(power)) * math.sqrt(0.5 / n)
 
 
+@functools.lru_cache(maxsize=256)
 def student_t_quantile(p: float, df: float) -> float:
     """The ``p`` quantile (``p > 0.5``) of Student's t with ``df`` degrees of freedom (12.71 at 0.975 and
     df = 1, 2.23 at df = 10), from its density by Simpson's rule and bisection: no SciPy needed."""

@@ -12,8 +12,10 @@ from textgym.algorithms.statistics import (
     effective_trials,
     iqm,
     iqm_interval,
+    mean_interval,
     minimum_detectable_difference,
     no_spread,
+    student_t_quantile,
     success_interval,
     wilson_interval,
 )
@@ -127,3 +129,15 @@ def test_minimum_detectable_difference() -> None:
     assert minimum_detectable_difference(50) == pytest.approx(0.280, abs=1e-3)
     assert minimum_detectable_difference(500) == pytest.approx(0.0886, abs=1e-3)
     assert minimum_detectable_difference(50, confidence=0.99) > minimum_detectable_difference(50)
+
+
+def test_student_t_quantiles_and_the_interval_over_seeds() -> None:
+    for p, df, expected in [(0.975, 1, 12.7062), (0.975, 2, 4.3027), (0.975, 10, 2.2281), (0.995, 1, 63.6567)]:
+        assert student_t_quantile(p, df) == pytest.approx(expected, abs=1e-4)
+    assert student_t_quantile(0.975, 1e6) == pytest.approx(1.96, abs=1e-3)
+    assert mean_interval([0.5]) is None
+    low, high = mean_interval([0.2, 0.4, 0.3])
+    assert (low + high) / 2 == pytest.approx(0.3) and high - low == pytest.approx(2 * 4.3027 * 0.1 / 3**0.5, abs=1e-4)
+    rng = np.random.default_rng(6)
+    covered = [low <= 0 <= high for low, high in (mean_interval(rng.normal(size=3)) for _ in range(2000))]
+    assert 0.93 <= np.mean(covered) <= 0.97
