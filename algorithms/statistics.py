@@ -139,7 +139,9 @@ def iqm_interval(
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     runs, envs = rates.shape
-    picks = rng.integers(runs, size=(resamples, runs, envs)) if runs > 1 else np.zeros((resamples, 1, envs), int)
+    picks = (
+        rng.integers(runs, size=(resamples, runs, envs)) if runs > 1 else np.zeros((resamples, 1, envs), int)
+    )
     p = np.take_along_axis(rates[None], picks, axis=1)
     n = np.take_along_axis(effective[None], picks, axis=1)
     low, high = quantiles(iqm(rng.beta(p * n + 0.5, (1 - p) * n + 0.5)), confidence)
@@ -251,5 +253,7 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
     if len(values) < 2:
         return None
     array = np.asarray(values, dtype=float)
-    half = student_t_quantile((1 + confidence) / 2, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array))
+    half = (
+        student_t_quantile((1 + confidence) / 2, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array))
+    )
     return float(array.mean() - half), float(array.mean() + half)

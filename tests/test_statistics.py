@@ -52,7 +52,9 @@ def test_effective_trials_count_repeated_tasks_once_and_independent_trials_in_fu
 @pytest.mark.parametrize(
     ("mean", "concentration"), [(0.4, 2.0), (0.4, 50.0), (0.1, 2.0), (0.9, None), (0.5, None), (0.03, 5.0)]
 )
-def test_success_interval_covers_the_true_rate_95_percent_of_the_time(mean: float, concentration: float | None) -> None:
+def test_success_interval_covers_the_true_rate_95_percent_of_the_time(
+    mean: float, concentration: float | None
+) -> None:
     rng = np.random.default_rng(1)
     hits = [
         low <= mean <= high
@@ -132,12 +134,19 @@ def test_minimum_detectable_difference() -> None:
 
 
 def test_student_t_quantiles_and_the_interval_over_seeds() -> None:
-    for p, df, expected in [(0.975, 1, 12.7062), (0.975, 2, 4.3027), (0.975, 10, 2.2281), (0.995, 1, 63.6567)]:
+    for p, df, expected in [
+        (0.975, 1, 12.7062),
+        (0.975, 2, 4.3027),
+        (0.975, 10, 2.2281),
+        (0.995, 1, 63.6567),
+    ]:
         assert student_t_quantile(p, df) == pytest.approx(expected, abs=1e-4)
     assert student_t_quantile(0.975, 1e6) == pytest.approx(1.96, abs=1e-3)
     assert mean_interval([0.5]) is None
     low, high = mean_interval([0.2, 0.4, 0.3])
-    assert (low + high) / 2 == pytest.approx(0.3) and high - low == pytest.approx(2 * 4.3027 * 0.1 / 3**0.5, abs=1e-4)
+    assert (low + high) / 2 == pytest.approx(0.3) and high - low == pytest.approx(
+        2 * 4.3027 * 0.1 / 3**0.5, abs=1e-4
+    )
     rng = np.random.default_rng(6)
     covered = [low <= 0 <= high for low, high in (mean_interval(rng.normal(size=3)) for _ in range(2000))]
     assert 0.93 <= np.mean(covered) <= 0.97

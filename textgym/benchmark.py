@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 ALL_ENVS = "all"
 """The entry of ``envs`` that stands for every config in the ``env`` group."""
+
+
 class OnError(str, Enum):
     """What a failing cell (a policy that cannot run on an env) does to the benchmark."""
 
@@ -126,7 +128,6 @@ class BenchmarkConfig:
                 f"need 0 < confidence ({self.confidence}) < 1 and resamples ({self.resamples}) >= 100"
             )
 
-
     def describe(self, policy: str) -> str:
         """How ``policy`` is obtained, in Markdown (for the leaderboard)."""
         setup = self.setup.get(policy, PolicySetup())
@@ -168,7 +169,9 @@ class Grid:
 
     def env_names(self) -> list[str]:
         """``cfg.envs`` with ``all`` expanded to the ``env`` group's configs, less ``cfg.exclude_envs``."""
-        names = [env for name in self.cfg.envs for env in (self.options("env") if name == ALL_ENVS else [name])]
+        names = [
+            env for name in self.cfg.envs for env in (self.options("env") if name == ALL_ENVS else [name])
+        ]
         return [name for name in dict.fromkeys(names) if name not in self.cfg.exclude_envs]
 
     def validate(self) -> None:
@@ -300,5 +303,7 @@ def benchmark(cfg: DictConfig) -> None:
     logger.log_images({f"benchmark/{name}": path for name, path in figures.items()})
     logger.finish({f"iqm_success/{p}": a.estimate.value for p, a in board.aggregate.items()})
     if all(cell.error for cell in cells):
-        raise SystemExit(f"textgym benchmark: every cell failed, e.g. {cells[0].error} (tracebacks in the log, in {out})")
+        raise SystemExit(
+            f"textgym benchmark: every cell failed, e.g. {cells[0].error} (tracebacks in the log, in {out})"
+        )
     print(f"{markdown_table(*board.success_table())}\n\nleaderboard, CSVs and figures in {out}")  # noqa: T201

@@ -169,11 +169,15 @@ class Leaderboard:
         for cell in ran:
             table = cell.table()
             values = table.estimates(np.arange(len(table)), cell.optimal_return, d.max_k)
-            intervals = bootstrap_intervals(table, cell.optimal_return, d.max_k, d.confidence, d.resamples, rng)
+            intervals = bootstrap_intervals(
+                table, cell.optimal_return, d.max_k, d.confidence, d.resamples, rng
+            )
             intervals["success_rate"] = success_interval(table.successes, table.trials, d.confidence)
             if "pass^1" in intervals:  # the success rate, as every task ran the same number of trials
                 intervals["pass^1"] = intervals["success_rate"]
-            self.estimates[cell.policy, cell.env] = {k: Estimate.of(v, intervals[k]) for k, v in values.items()}
+            self.estimates[cell.policy, cell.env] = {
+                k: Estimate.of(v, intervals[k]) for k, v in values.items()
+            }
             self.effective[cell.policy, cell.env] = effective_trials(table.successes, table.trials)
         ran_on = {p: [c.env for c in ran if c.policy == p] for p in dict.fromkeys(c.policy for c in ran)}
         ranked, shared = _ranking(ran_on, self.envs)
@@ -181,7 +185,10 @@ class Leaderboard:
         for policy, envs in ran_on.items():
             envs = shared if policy in ranked else envs
             runs = [by_cell[policy, env].runs() for env in envs]
-            rates, effective = np.array([r for r, _ in runs]).T, np.array([n for _, n in runs]).T  # (seeds, envs)
+            rates, effective = (
+                np.array([r for r, _ in runs]).T,
+                np.array([n for _, n in runs]).T,
+            )  # (seeds, envs)
             estimate = Estimate.of(iqm(rates), iqm_interval(rates, effective, d.confidence, d.resamples, rng))
             self.aggregate[policy] = Aggregate(estimate, envs, policy in ranked)
         best_first = sorted(self.aggregate, key=lambda p: -self.aggregate[p].estimate.value)
@@ -192,7 +199,9 @@ class Leaderboard:
             if envs:
                 self.comparisons.append(self._compare(by_cell, a, b, envs, rng))
 
-    def _compare(self, by_cell: dict, a: str, b: str, envs: list[str], rng: np.random.Generator) -> PairComparison:
+    def _compare(
+        self, by_cell: dict, a: str, b: str, envs: list[str], rng: np.random.Generator
+    ) -> PairComparison:
         x, y = [], []
         for env in envs:
             first, second = by_cell[a, env].task_success(), by_cell[b, env].task_success()
@@ -205,7 +214,9 @@ class Leaderboard:
     @property
     def metrics(self) -> list[str]:
         present = {name for estimates in self.estimates.values() for name in estimates}
-        return [m for m in [*METRICS, *(f"pass^{k}" for k in range(1, self.design.max_k + 1))] if m in present]
+        return [
+            m for m in [*METRICS, *(f"pass^{k}" for k in range(1, self.design.max_k + 1))] if m in present
+        ]
 
     def detectable(self, env: str) -> tuple[float, float] | None:
         """The env's mean effective trials per cell and the minimum detectable difference at that size."""
@@ -233,30 +244,74 @@ class Leaderboard:
     def aggregate_rows(self) -> tuple[list[str], list[list]]:
         columns = ["policy", "envs", "ranked", "iqm_success", "iqm_success_low", "iqm_success_high"]
         return columns, [
-            [p, len(self.aggregate[p].envs), int(self.aggregate[p].ranked), *_triple(self.aggregate[p].estimate)]
+            [
+                p,
+                len(self.aggregate[p].envs),
+                int(self.aggregate[p].ranked),
+                *_triple(self.aggregate[p].estimate),
+            ]
             for p in self.policies
             if p in self.aggregate
         ]
 
     def comparison_rows(self) -> tuple[list[str], list[list]]:
-        """One row per pair of policies and shared env, then one per pair over all its shared envs (``env=all``)."""
+        """One row per pair of policies and shared env, then one per pair over all their shared envs
+        (``env=all``)."""
         columns = [
-            "policy_a", "policy_b", "env", "envs", "p_improvement", "p_improvement_low", "p_improvement_high",
-            "success_difference", "success_difference_low", "success_difference_high", "distinguishable",
+            "policy_a",
+            "policy_b",
+            "env",
+            "envs",
+            "p_improvement",
+            "p_improvement_low",
+            "p_improvement_high",
+            "success_difference",
+            "success_difference_low",
+            "success_difference_high",
+            "distinguishable",
         ]
         rows = []
         for pair in self.comparisons:
             for env, c in [*zip(pair.envs, pair.per_env), ("all", pair.overall)]:
-                rows.append([
-                    pair.a, pair.b, env, 1 if env != "all" else len(pair.envs), c.improvement,
-                    *c.improvement_interval, c.difference, *c.difference_interval, int(c.distinguishable),
-                ])
+                rows.append(
+                    [
+                        pair.a,
+                        pair.b,
+                        env,
+                        1 if env != "all" else len(pair.envs),
+                        c.improvement,
+                        *c.improvement_interval,
+                        c.difference,
+                        *c.difference_interval,
+                        int(c.distinguishable),
+                    ]
+                )
         return columns, rows
 
     def episode_rows(self) -> tuple[list[str], list[list]]:
-        columns = ["policy", "env", "seed", "task", "return", "length", "success", "invalid_actions", "violations"]
+        columns = [
+            "policy",
+            "env",
+            "seed",
+            "task",
+            "return",
+            "length",
+            "success",
+            "invalid_actions",
+            "violations",
+        ]
         rows = [
-            [c.policy, c.env, seed, e.seed, e.reward, e.length, int(e.success), e.invalid_actions, e.violations]
+            [
+                c.policy,
+                c.env,
+                seed,
+                e.seed,
+                e.reward,
+                e.length,
+                int(e.success),
+                e.invalid_actions,
+                e.violations,
+            ]
             for c in self.cells
             for seed, run in c.episodes.items()
             for e in run
@@ -264,7 +319,8 @@ class Leaderboard:
         return columns, rows
 
     def success_table(self, ranked: bool = True) -> tuple[list[str], list[list[str]]]:
-        """Ranked policies (or, with ``ranked=False``, the others) x (IQM, envs run, success per env), as text."""
+        """Ranked policies (or, with ``ranked=False``, the others) x (IQM, envs run, success per env),
+        as text."""
         rows = [
             [p, *self._aggregate_cells(p), *(self._success(p, env) for env in self.envs)]
             for p in self.policies
@@ -285,9 +341,14 @@ class Leaderboard:
     def comparison_table(self) -> tuple[list[str], list[list[str]]]:
         columns = ["A", "B", "shared envs", "P(A > B)", "success A - B", f"at {self.design.confidence:.0%}"]
         rows = [
-            [pair.a, pair.b, str(len(pair.envs)), str(Estimate.of(pair.overall.improvement,
-             pair.overall.improvement_interval)), str(Estimate.of(pair.overall.difference,
-             pair.overall.difference_interval)), pair.verdict(pair.overall)]
+            [
+                pair.a,
+                pair.b,
+                str(len(pair.envs)),
+                str(Estimate.of(pair.overall.improvement, pair.overall.improvement_interval)),
+                str(Estimate.of(pair.overall.difference, pair.overall.difference_interval)),
+                pair.verdict(pair.overall),
+            ]
             for pair in self.comparisons
         ]
         return columns, rows
@@ -308,23 +369,24 @@ class Leaderboard:
             f"`{command}`",
             "",
             f"Each policy ran on each env with {d.seeds} seed{'s' * (d.seeds != 1)} x {d.tasks} tasks x "
-            f"{d.trials} trials (the same "
-            f"env seed) = {d.episodes} episodes; every policy played the same tasks.",
+            f"{d.trials} trials (the same env seed) = {d.episodes} episodes; every policy played the same "
+            "tasks.",
             "",
-            f"- **Success rate**: {level} Wilson score interval at the cell's effective number of independent "
-            "trials (trials of one task are correlated: Kish's design effect, from the within-task "
+            f"- **Success rate**: {level} Wilson score interval at the cell's effective number of "
+            "independent trials (trials of one task are correlated: Kish's design effect, from the within-task "
             "correlation of success), so 10 of 10 does not print as certain.",
-            f"- **Other metrics**: {level} percentile bootstrap over tasks (a task's trials resampled together). "
-            "pass^k: the chance that k trials of a task all succeed (tau-bench's estimator).",
-            f"- **IQM**: the interquartile mean of the success rate over seeds x envs, ranked only over the "
+            f"- **Other metrics**: {level} percentile bootstrap over tasks (a task's trials resampled "
+            "together). pass^k: the chance that k trials of a task all succeed (tau-bench's estimator).",
+            "- **IQM**: the interquartile mean of the success rate over seeds x envs, ranked only over the "
             "envs that every ranked policy ran; its interval is stratified by env and redraws each run's "
             "success rate at its effective size (task-level uncertainty), resampling seeds too when there "
             "are 2 or more (rliable's method).",
             "- **Comparisons**: rliable's probability of improvement P(A > B) (a random task of A against "
             "one of B, ties half) and the paired per-task difference in success, each averaged over the "
-            f"shared envs with a stratified bootstrap over tasks; distinguishable at {level} when the "
-            "interval of P(A > B) excludes 0.5.",
-            f"- {NO_SPREAD}: a zero-width interval, printed only when every task and trial gave the same value.",
+            f"shared envs with a stratified bootstrap over tasks; distinguishable at {level} when "
+            "the interval of P(A > B) excludes 0.5.",
+            f"- {NO_SPREAD}: a zero-width interval, printed only when every task and trial gave the same "
+            "value.",
             "",
             "## Success rate",
             "",
@@ -357,11 +419,21 @@ class Leaderboard:
             env_id = next((c.env_id for c in self.cells if c.env == env and c.env_id), "")
             columns = ["policy", *(HEADINGS.get(m, m) for m in self.metrics)]
             rows = [
-                [p, *(str(self.estimates[p, env][m]) if m in self.estimates.get((p, env), {}) else "n/a"
-                      for m in self.metrics)]
+                [
+                    p,
+                    *(
+                        str(self.estimates[p, env][m]) if m in self.estimates.get((p, env), {}) else "n/a"
+                        for m in self.metrics
+                    ),
+                ]
                 for p in self.policies
             ]
-            lines += ["", f"## {env}" + (f" (`{env_id}`)" if env_id else ""), "", markdown_table(columns, rows)]
+            lines += [
+                "",
+                f"## {env}" + (f" (`{env_id}`)" if env_id else ""),
+                "",
+                markdown_table(columns, rows),
+            ]
         failures = [c for c in self.cells if c.error]
         if failures:
             lines += ["", "## Failed cells", ""] + [f"- {c.policy} on {c.env}: {c.error}" for c in failures]
@@ -383,7 +455,9 @@ class Leaderboard:
         for p, aggregate in self.aggregate.items():
             scores[p]["IQM"] = _triple(aggregate.estimate)
         plot_scores(scores, figures["success"], f"success rate ({self.design.confidence:.0%} CI)")
-        curves = {env: {c.policy: c.curves for c in self.cells if c.env == env and c.curves} for env in self.envs}
+        curves = {
+            env: {c.policy: c.curves for c in self.cells if c.env == env and c.curves} for env in self.envs
+        }
         curves = {env: by_policy for env, by_policy in curves.items() if by_policy}
         if curves:
             figures["learning_curves"] = out / "learning_curves.png"

@@ -150,17 +150,24 @@ def summarize(directory: Path, objective: str = "success_rate", confidence: floa
         )
     known = sorted({m for job in jobs for m in job.metrics})
     if objective not in known:
-        raise ValueError(f"objective {objective!r} is not among the metrics of any job: choose one of {known}")
+        raise ValueError(
+            f"objective {objective!r} is not among the metrics of any job: choose one of {known}"
+        )
     for job in jobs:
         if objective not in job.metrics:
             log.warning("%s has no %r: its configuration ranks last", job.path, objective)
     sweeps = {job.sweep for job in jobs}
     if len(sweeps) > 1:
         log.warning(
-            "%s holds the jobs of %d sweeps (%s); summarising them together", directory, len(sweeps), sorted(map(str, sweeps))
+            "%s holds the jobs of %d sweeps (%s); summarising them together",
+            directory,
+            len(sweeps),
+            sorted(map(str, sweeps)),
         )
     parameters = swept(jobs)
-    others = [m for m in dict.fromkeys(m for job in jobs for m in job.metrics) if m not in (objective, "episodes")]
+    others = [
+        m for m in dict.fromkeys(m for job in jobs for m in job.metrics) if m not in (objective, "episodes")
+    ]
     ranked = sorted(group(jobs), key=lambda c: (math.isnan(c.mean(objective)), -c.mean(objective)))
     columns = ["jobs", *parameters, "seeds", objective, f"{objective}_low", f"{objective}_high", *others]
     rows = [
@@ -191,7 +198,9 @@ def write_summary(directory: Path, objective: str = "success_rate") -> str:
         f"{markdown_table(summary.columns, shown)}\n"
     )
     if summary.skipped:
-        text += "\nSkipped (not readable):\n\n" + "".join(f"- `{p}`: {why}\n" for p, why in summary.skipped.items())
+        text += "\nSkipped (not readable):\n\n" + "".join(
+            f"- `{p}`: {why}\n" for p, why in summary.skipped.items()
+        )
     (directory / "summary.md").write_text(text)
     parameters = swept(summary.jobs)
     if parameters:
