@@ -373,8 +373,8 @@ class Leaderboard:
             "tasks.",
             "",
             f"- **Success rate**: {level} Wilson score interval at the cell's effective number of "
-            "independent trials (trials of one task are correlated: Kish's design effect, from the within-task "
-            "correlation of success), so 10 of 10 does not print as certain.",
+            "independent trials (trials of one task are correlated: Kish's design effect, from the "
+            "within-task correlation of success), so 10 of 10 does not print as certain.",
             f"- **Other metrics**: {level} percentile bootstrap over tasks (a task's trials resampled "
             "together). pass^k: the chance that k trials of a task all succeed (tau-bench's estimator).",
             "- **IQM**: the interquartile mean of the success rate over seeds x envs, ranked only over the "
