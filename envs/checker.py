@@ -381,7 +381,7 @@ CHECKS: list[tuple[str, Callable[[str, int], str], str]] = [
     ("rewards finite", check_rewards, "return a finite float reward (within reward_range, if declared)"),
     ("rewards summed from terms", check_reward_terms, "compute rewards through the RewardSpec terms"),
     ("text-env info keys", check_info_keys, "leave reset() and step() to TextEnv; add keys through _info()"),
-    ("render modes", check_render, "render() returns the text for 'ansi' and prints it for 'human'"),
+    ("render modes", check_render, "render() returns text for 'ansi' (prints it for 'human'), an (H, W, 3) array for 'rgb_array'"),
     ("pickle and deepcopy", check_copies, "keep env state in plain attributes (no open files, lambdas or generators)"),
     ("tabular_mdp matches sampling", check_tabular_mdp, "make tabular_mdp() and _step() share the same transition function"),
 ]
