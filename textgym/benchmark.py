@@ -94,7 +94,7 @@ class BenchmarkConfig:
     num_envs: int = 8
     """Vector-env slots stepped together."""
     confidence: float = 0.95
-    """Level of the bootstrap confidence intervals."""
+    """Level of every interval (Wilson, bootstrap, comparisons) and of what counts as distinguishable."""
     resamples: int = 2000
     """Bootstrap resamples per interval."""
     overrides: list[str] = field(default_factory=list)
