@@ -69,3 +69,17 @@ def test_a_zero_width_interval_is_marked() -> None:
     success = lb.estimates["a", "e1"]["success_rate"]
     assert success.low < 1.0 and not success.no_spread  # 10 of 10 tasks: a Wilson interval at n = 10
     assert lb.estimates["a", "e1"]["mean_return"].no_spread and "†" in lb.markdown("cmd")
+
+
+def test_pass_k_keeps_a_width_when_trials_vary_though_no_task_won_every_trial() -> None:
+    episodes = [Episode(float(j == t % 4), 5, j == t % 4, 0, seed=t) for t in range(10) for j in range(4)]
+    lb = Leaderboard(
+        Design(seeds=1, tasks=10, trials=4, max_k=4, resamples=300), [Cell("a", "e", episodes={0: episodes})]
+    )
+    estimates = lb.estimates["a", "e"]
+    assert estimates["pass^4"].value == 0.0 and not estimates["pass^4"].no_spread
+    assert estimates["pass^4"].high == estimates["success_rate"].high
+    assert (estimates["pass^1"].low, estimates["pass^1"].high) == (
+        estimates["success_rate"].low,
+        estimates["success_rate"].high,
+    )

@@ -29,6 +29,7 @@ from textgym.algorithms.statistics import (
     iqm,
     iqm_interval,
     minimum_detectable_difference,
+    no_spread,
     success_interval,
 )
 from textgym.plots import plot_learning_curves, plot_scores
@@ -173,8 +174,7 @@ class Leaderboard:
                 table, cell.optimal_return, d.max_k, d.confidence, d.resamples, rng
             )
             intervals["success_rate"] = success_interval(table.successes, table.trials, d.confidence)
-            if "pass^1" in intervals:  # the success rate, as every task ran the same number of trials
-                intervals["pass^1"] = intervals["success_rate"]
+            intervals.update(_pass_k_intervals(table, intervals))
             self.estimates[cell.policy, cell.env] = {
                 k: Estimate.of(v, intervals[k]) for k, v in values.items()
             }
@@ -463,6 +463,21 @@ class Leaderboard:
             figures["learning_curves"] = out / "learning_curves.png"
             plot_learning_curves(curves, figures["learning_curves"])
         return figures
+
+
+def _pass_k_intervals(table: TaskTable, intervals: dict[str, Interval]) -> dict[str, Interval]:
+    """pass^1 is the success rate (every task ran the same trials), so it takes the success interval.
+
+    A pass^k bootstrap collapses when every task gives the same pass^k although trials vary (no task
+    won all k of its trials: ``0.00 [0.00, 0.00]`` with successes in the data); then the interval is
+    ``[0, upper end of the success interval]``, as pass^k <= pass^1.
+    """
+    out = {"pass^1": intervals["success_rate"]} if "pass^1" in intervals else {}
+    varied = 0 < table.successes.sum() < table.trials.sum()
+    for name, interval in intervals.items():
+        if name.startswith("pass^") and name != "pass^1" and varied and no_spread(interval):
+            out[name] = (0.0, max(interval[1], intervals["success_rate"][1]))
+    return out
 
 
 def _ranking(ran_on: dict[str, list[str]], envs: list[str]) -> tuple[list[str], list[str]]:
