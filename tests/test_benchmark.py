@@ -138,6 +138,8 @@ def test_two_envs_three_policies_two_seeds(tmp_path: Path) -> None:
         assert {a, b} <= {"random", "oracle", "tabular_text"} and a != b
         assert float(row["p_improvement_low"]) <= float(row["p_improvement"]) <= float(row["p_improvement_high"])
         assert row["distinguishable"] == str(int(not float(row["p_improvement_low"]) <= 0.5 <= float(row["p_improvement_high"])))
+        zero_width = row["success_difference_low"] == row["success_difference_high"]
+        assert row["no_spread"] == str(int(zero_width))
         if env == "all":
             continue
         rate = {p: [sum(runs) / 4 for (q, v, _), runs in sorted(by_task.items()) if (q, v) == (p, env)] for p in (a, b)}

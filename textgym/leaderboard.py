@@ -269,6 +269,7 @@ class Leaderboard:
             "success_difference_low",
             "success_difference_high",
             "distinguishable",
+            "no_spread",
         ]
         rows = []
         for pair in self.comparisons:
@@ -284,6 +285,7 @@ class Leaderboard:
                         c.difference,
                         *c.difference_interval,
                         int(c.distinguishable),
+                        int(no_spread(c.difference_interval)),
                     ]
                 )
         return columns, rows
