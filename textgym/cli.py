@@ -23,8 +23,9 @@ commands:
   sweep-summary <dir> [--objective METRIC]
                             one table and a plot of the results.json of every job of a -m sweep dir
   list [--all]              textgym's envs with a one-line description (--all: every registered id)
-  check <env-id>            is the env sound? (check_env, determinism, invalid actions, episode ends,
-                            rewards, rendering, copies, and its tabular_mdp() against sampling)
+  check <env-id>            is the env sound? any Gymnasium id; module:id imports module.py from here
+                            (check_env, determinism, hostile and valid actions, episode ends, rewards,
+                            rendering, copies, its tabular_mdp() against sampling; skips what does not apply)
 """
 
 
