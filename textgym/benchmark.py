@@ -163,9 +163,11 @@ class Grid:
         )
 
     def options(self, group: str) -> list[str]:
-        """The configs of ``group`` (``env``, ``policy``), the user's search path included."""
+        """The configs of ``group`` (``env``, ``policy``), the user's search path included, less the
+        schema nodes stored in the group (``llm_schema``)."""
         loader = GlobalHydra.instance().config_loader()
-        return loader.get_group_options(group, config_name="config", overrides=self.searchpath)
+        options = loader.get_group_options(group, config_name="config", overrides=self.searchpath)
+        return [name for name in options if not name.endswith("_schema")]
 
     def env_names(self) -> list[str]:
         """``cfg.envs`` with ``all`` expanded to the ``env`` group's configs, less ``cfg.exclude_envs``."""
