@@ -33,6 +33,11 @@ def plotted(path: Path) -> object:
         return json.loads(image.text["Description"])
 
 
+def shown(value: str, low: str, high: str) -> str:
+    """An estimate as the Markdown tables print it (a zero-width interval marked)."""
+    return f"{float(value):.2f} [{float(low):.2f}, {float(high):.2f}]" + ("†" if low == high else "")
+
+
 def markdown_row(text: str, section: str, policy: str) -> list[str]:
     """The cells of ``policy``'s row in the table under the ``## section`` heading."""
     body = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
@@ -100,7 +105,7 @@ def test_two_envs_three_policies_two_seeds(tmp_path: Path) -> None:
     text = (out / "leaderboard.md").read_text()
     aggregate = {r["policy"]: r for r in rows(out / "aggregate.csv")}
     for (policy, env), result in results.items():
-        shown = markdown_row(text, env, policy)
+        row = markdown_row(text, env, policy)
         header = markdown_row(text, env, "policy")
         for metric, heading in [
             ("success_rate", "success"),
@@ -108,29 +113,51 @@ def test_two_envs_three_policies_two_seeds(tmp_path: Path) -> None:
             ("pass^4", "pass^4"),
         ]:
             if result[metric]:
-                low, high = float(result[metric + "_low"]), float(result[metric + "_high"])
-                expected = f"{float(result[metric]):.2f} [{low:.2f}, {high:.2f}]"
-                assert shown[header.index(heading)] == expected
-        assert (
-            f"{float(result['success_rate']):.2f} ["
-            in markdown_row(text, "Success rate", policy)[3 + ["customer_service", "guess_number"].index(env)]
-        )
+                expected = shown(result[metric], result[metric + "_low"], result[metric + "_high"])
+                assert row[header.index(heading)] == expected
+                assert (result[metric + "_low"] == result[metric + "_high"]) == (metric in result["no_spread"].split())
+        success = shown(result["success_rate"], result["success_rate_low"], result["success_rate_high"])
+        assert success == markdown_row(text, "Success rate", policy)[3 + ["customer_service", "guess_number"].index(env)]
+        assert float(result["success_rate_low"]) < float(result["success_rate_high"])  # Wilson: never zero width
     for policy, row in aggregate.items():
-        assert markdown_row(text, "Success rate", policy)[1].startswith(f"{float(row['iqm_success']):.2f} [")
+        assert markdown_row(text, "Success rate", policy)[1] == shown(
+            row["iqm_success"], row["iqm_success_low"], row["iqm_success_high"]
+        )
+        assert row["ranked"] == "1" and float(row["iqm_success_low"]) < float(row["iqm_success_high"])
     order = [
         line.split("|")[1].strip()
-        for line in text.split("## Success rate")[1].split("## How")[0].splitlines()[4:]
+        for line in text.split("## Success rate")[1].split("\n## ")[0].splitlines()[4:]
         if line
     ]
     assert order == sorted(aggregate, key=lambda p: -float(aggregate[p]["iqm_success"]))  # best first
 
+    # every pair of policies compared on every env and over both, recomputed from the episodes
+    comparisons = {(r["policy_a"], r["policy_b"], r["env"]): r for r in rows(out / "comparisons.csv")}
+    assert len(comparisons) == 3 * 3
+    for (a, b, env), row in comparisons.items():
+        assert {a, b} <= {"random", "oracle", "tabular_text"} and a != b
+        assert float(row["p_improvement_low"]) <= float(row["p_improvement"]) <= float(row["p_improvement_high"])
+        assert row["distinguishable"] == str(int(not float(row["p_improvement_low"]) <= 0.5 <= float(row["p_improvement_high"])))
+        zero_width = row["success_difference_low"] == row["success_difference_high"]
+        assert row["no_spread"] == str(int(zero_width))
+        if env == "all":
+            continue
+        rate = {p: [sum(runs) / 4 for (q, v, _), runs in sorted(by_task.items()) if (q, v) == (p, env)] for p in (a, b)}
+        x, y = rate[a], rate[b]
+        poi = sum((u > v) + 0.5 * (u == v) for u in x for v in y) / (len(x) * len(y))
+        assert float(row["p_improvement"]) == pytest.approx(poi)
+        assert float(row["success_difference"]) == pytest.approx(sum(x) / len(x) - sum(y) / len(y))
+    [pair] = [line for line in text.split("## Pairwise comparisons")[1].splitlines() if line.startswith("| oracle | random |")]
+    assert pair.endswith("| oracle better |")
+    assert "## Minimum detectable difference" in text
+
     # the figures plot the same numbers
-    success = plotted(out / "success.png")
+    figure = plotted(out / "success.png")
     for (policy, env), result in results.items():
-        assert success[policy][env] == pytest.approx(
+        assert figure[policy][env] == pytest.approx(
             [float(result[k]) for k in ("success_rate", "success_rate_low", "success_rate_high")]
         )
-    assert success["oracle"]["IQM"][0] == pytest.approx(float(aggregate["oracle"]["iqm_success"]))
+    assert figure["oracle"]["IQM"][0] == pytest.approx(float(aggregate["oracle"]["iqm_success"]))
     curves = plotted(out / "learning_curves.png")
     assert (
         set(curves) == {"customer_service", "guess_number"}
@@ -141,7 +168,7 @@ def test_two_envs_three_policies_two_seeds(tmp_path: Path) -> None:
     # and the W&B run (offline: no key here) holds the tables
     [wandb_file] = out.glob("wandb/offline-run-*/run-*.wandb")
     assert (
-        b"benchmark/results" in wandb_file.read_bytes() and b"benchmark/aggregate" in wandb_file.read_bytes()
+        b"benchmark/results" in wandb_file.read_bytes() and b"benchmark/comparisons" in wandb_file.read_bytes()
     )
 
 
@@ -189,19 +216,52 @@ def test_policies_load_from_checkpoints_and_failing_cells_are_skipped(tmp_path: 
     assert "loaded from `runs/{env}/{seed}`" in text and re.search(
         r"walker on frozenlake_8x8: FileNotFoundError", text
     )
-    assert markdown_row(text, "Success rate", "walker")[2:] == ["1/2", "1.00 [1.00, 1.00]", "n/a"]
+    walker = results["walker", "frozenlake"]
+    success = shown(walker["success_rate"], walker["success_rate_low"], walker["success_rate_high"])
+    assert float(walker["success_rate_low"]) < 1.0  # 12 of 12, but 6 tasks repeated: Wilson at n = 6
+    assert markdown_row(text, "Success rate", "walker")[2:] == ["1/2", success, "n/a"]  # not ranked, shown apart
+    assert "Not ranked" in text and markdown_row(text, "Success rate", "random")[2] == "2/2"
+    aggregate = {r["policy"]: r for r in rows(out / "aggregate.csv")}
+    assert aggregate["walker"]["ranked"] == "0" and aggregate["random"]["ranked"] == "1"
+    [pair] = [r for r in rows(out / "comparisons.csv") if r["env"] == "all"]
+    assert (pair["policy_a"], pair["policy_b"], pair["envs"]) == ("random", "walker", "1")  # the shared env only
+    assert "FileNotFoundError" in (out / "benchmark.log").read_text()  # the failed cell's traceback
+    assert "Traceback" in (out / "benchmark.log").read_text()
     assert plotted(out / "learning_curves.png") == {"frozenlake": {"walker": [[[10, 0.5], [20, 1.0]]] * 2}}
 
 
-def test_config_errors_give_the_reason(tmp_path: Path) -> None:
-    run = textgym("benchmark", "trials=2", "max_k=4", "logger=none", cwd=tmp_path)
-    assert run.returncode != 0 and "raise trials=2" in run.stderr
+def test_bad_config_is_one_line_before_any_cell(tmp_path: Path) -> None:
+    for override, named in [("policies=[nope]", "'nope'"), ("envs=[nope]", "'nope'"), ("tasks=0", "tasks=0")]:
+        run = textgym("benchmark", override, "logger=none", "hydra.run.dir=bench", cwd=tmp_path)
+        assert run.returncode != 0 and named in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert not (tmp_path / "bench" / "config.yaml").exists() and not list(tmp_path.rglob("*.csv"))
+
+
+def test_a_run_in_which_every_cell_failed_exits_non_zero(tmp_path: Path) -> None:
     run = textgym(
-        "benchmark",
-        "envs=[frozenlake]",
-        "policies=[nonexistent]",
-        "on_error=stop",
-        "logger=none",
-        cwd=tmp_path,
+        "benchmark", "envs=[frozenlake]", "policies=[walker]", "seeds=[0]", "tasks=2", "trials=1", "logger=none",
+        "+setup.walker={policy: tabular, checkpoint: 'nowhere/{env}'}", "hydra.run.dir=bench", cwd=tmp_path,
     )
-    assert run.returncode != 0 and "nonexistent" in run.stderr
+    assert run.returncode == 1 and "every cell failed" in run.stderr, run.stderr
+    assert "FileNotFoundError" in (tmp_path / "bench" / "leaderboard.md").read_text()
+    assert "Traceback" in (tmp_path / "bench" / "benchmark.log").read_text()
+
+
+def test_one_seed_gives_task_level_intervals_and_comparisons(tmp_path: Path) -> None:
+    """The issue's command: no zero-width interval for the random policy, and comparisons.csv."""
+    run = textgym(
+        "benchmark", "policies=[random,oracle]", "envs=[guess_number,tic_tac_toe]", "seeds=[0]", "tasks=10",
+        "trials=2", "logger=none", "hydra.run.dir=bench", cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    random_row = next(line for line in run.stdout.splitlines() if line.startswith("| random |"))
+    intervals = re.findall(r"\[([-\d.]+), ([-\d.]+)\]", random_row)
+    assert len(intervals) == 3 and all(low != high for low, high in intervals) and "†" not in random_row
+    comparisons = rows(tmp_path / "bench" / "comparisons.csv")
+    assert [(r["policy_a"], r["policy_b"], r["env"]) for r in comparisons] == [
+        ("oracle", "random", "guess_number"), ("oracle", "random", "tic_tac_toe"), ("oracle", "random", "all")
+    ]
+    for result in rows(tmp_path / "bench" / "results.csv"):  # zero width only where nothing varied, and marked
+        for metric in result["no_spread"].split():
+            assert result[f"{metric}_low"] == result[f"{metric}_high"] == result[metric] or metric == "regret"

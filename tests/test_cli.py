@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
 QUICK = ["algorithm.episodes=300", "algorithm.eval_every=100", "eval.episodes=40"]
 
 
+SCRIPT = str(Path(sys.executable).with_name("textgym"))
+"""The installed console script, which (unlike ``python -m``) gets no working directory on ``sys.path`` from Python."""
+
+
 def textgym(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    """Run the installed ``textgym`` command in ``cwd``, as a user does (no PYTHONPATH, no W&B key)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "PYTHONPATH"}
     env["HOME"] = str(cwd)  # no W&B credentials: must go offline, never prompt
     return subprocess.run(
-        [sys.executable, "-m", "textgym", *args], cwd=cwd, env=env, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=300,
+        [SCRIPT, *args], cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
     )
 
 
@@ -64,10 +71,14 @@ def test_multirun_sweep_writes_one_result_per_job(tmp_path: Path) -> None:
     assert groups == {True}  # every job's W&B run carries the sweep's group
 
 
-def test_list_shows_every_env(tmp_path: Path) -> None:
+def test_list_shows_textgym_envs_and_all_shows_every_id(tmp_path: Path) -> None:
     run = textgym("list", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "textgym/FrozenLake-v0" in run.stdout and "Cross a frozen lake" in run.stdout
+    assert "CartPole-v1" not in run.stdout and "Ant-v2" not in run.stdout  # Gymnasium's own ids
+    every = textgym("list", "--all", cwd=tmp_path)
+    assert every.returncode == 0, every.stderr
+    assert all(name in every.stdout for name in ["textgym/FrozenLake-v0", "CartPole-v1", "Ant-v2"])
 
 
 def test_fresh_interpreter_makes_env_by_module_prefix(tmp_path: Path) -> None:
@@ -77,20 +88,33 @@ def test_fresh_interpreter_makes_env_by_module_prefix(tmp_path: Path) -> None:
     assert "You are at row 1, column 1." in run.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["bogus"]])
+@pytest.mark.parametrize("command", [[], ["bogus"], ["list", "--everything"]])
 def test_usage(tmp_path: Path, command: list[str]) -> None:
     run = textgym(*command, cwd=tmp_path)
     assert run.returncode == 2 and "usage: textgym" in run.stderr
 
 
-def test_users_env_trains_from_its_own_config_dir(tmp_path: Path) -> None:
-    examples = Path(__file__).parent / "examples"
-    env = {**os.environ, "PYTHONPATH": str(examples), "HOME": str(tmp_path)}
-    run = subprocess.run(
-        [sys.executable, "-m", "textgym", "train", f"hydra.searchpath=[file://{examples / 'conf'}]", "env=ladder",
-         "reward.slip=-0.1", "algorithm.episodes=300", "eval.episodes=50", "logger=none", "hydra.run.dir=out"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 0, run.stderr
+def readme_block(section: str, language: str) -> str:
+    """The first ``language`` code block under the README's ``## section`` heading."""
+    text = (REPO / "README.md").read_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return text.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_add_your_own_environment_as_written(tmp_path: Path) -> None:
+    """The README's commands, run by the installed script in a dir holding only the user's two files."""
+    shutil.copy(REPO / "tests" / "examples" / "ladder.py", tmp_path)
+    (tmp_path / "my_conf" / "env").mkdir(parents=True)
+    (tmp_path / "my_conf" / "env" / "ladder.yaml").write_text(readme_block("Add your own environment", "yaml"))
+    commands = readme_block("Add your own environment", "bash").strip().splitlines()
+    assert [c.split()[:2] for c in commands] == [["textgym", "train"], ["textgym", "check"]]
+    tiny = ["algorithm.episodes=300", "eval.episodes=50", "logger=none", "hydra.run.dir=out"]
+
+    train = textgym(*shlex.split(commands[0].replace("$PWD", str(tmp_path)))[1:], *tiny, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["env"] == "ladder:example/Ladder-v0" and "regret" in results["metrics"]
+    assert "slip: -0.1" in (tmp_path / "out" / "config.yaml").read_text()
+
+    check = textgym(*shlex.split(commands[1])[1:], cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "tabular_mdp matches sampling" in check.stdout and "FAIL" not in check.stdout

@@ -12,10 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_wheel_install_runs_from_another_directory(tmp_path: Path) -> None:
     dist, site = tmp_path / "dist", tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, REPO],
-        check=True, capture_output=True, cwd=tmp_path,
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", dist, REPO],
+        check=True, capture_output=True, text=True, cwd=tmp_path,
     )
+    assert "would be ignored" not in build.stdout + build.stderr  # the data dirs are declared, not guessed
     [wheel] = dist.glob("textgym-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", site, wheel], check=True,
                    capture_output=True)

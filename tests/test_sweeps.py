@@ -67,11 +67,11 @@ def test_grid_with_joblib_gives_8_results_sharing_a_sweep_id_and_a_summary(tmp_p
     summary = textgym("sweep-summary", "sweep", cwd=tmp_path)
     assert summary.returncode == 0, summary.stderr
     rows = summary_rows(sweep)
-    assert len(rows) == 8 and list(rows[0])[:4] == ["job", *axes]
+    assert len(rows) == 8 and list(rows[0])[:5] == ["jobs", *axes, "seeds"]  # no seed axis: one job each
     success = [float(r["success_rate"]) for r in rows]
     assert success == sorted(success, reverse=True)
     assert sorted(success) == sorted(job["metrics"]["success_rate"] for job in jobs)
-    assert f"| {rows[0]['job']} |" in (sweep / "summary.md").read_text().splitlines()[4]
+    assert f"| {rows[0]['jobs']} |" in (sweep / "summary.md").read_text().splitlines()[6]
     with Image.open(sweep / "summary.png") as image:
         plotted = json.loads(image.text["Description"])
     assert set(plotted["values"]) == set(axes) and sorted(plotted["objective"]) == sorted(success)
@@ -143,9 +143,9 @@ def test_launcher_configs_select_their_plugin(launcher: str, target: str) -> Non
     assert cfg.hydra.launcher._target_.endswith(target)
 
 
-def _job(directory: Path, job: int, overrides: list[str], success: float) -> None:
+def _job(directory: Path, job: int, overrides: list[str], success: float | None) -> None:
     directory.mkdir(parents=True)
-    metrics = {"episodes": 10, "success_rate": success, "mean_return": success - 0.5}
+    metrics = {"episodes": 10, "success_rate": success, "mean_return": None if success is None else success - 0.5}
     (directory / "results.json").write_text(
         json.dumps(
             {
@@ -170,14 +170,37 @@ def test_sweep_summary_keeps_what_varies_and_ranks_by_the_objective(tmp_path: Pa
     run = textgym("sweep-summary", ".", "--objective", "mean_return", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     rows = summary_rows(tmp_path)
-    assert [r["job"] for r in rows] == ["1", "2", "0"] and list(rows[0]) == [
-        "job",
-        "algorithm.alpha",
-        "mean_return",
-        "success_rate",
+    assert [r["jobs"] for r in rows] == ["1", "2", "0"] and list(rows[0]) == [
+        "jobs", "algorithm.alpha", "seeds", "mean_return", "mean_return_low", "mean_return_high", "success_rate",
     ]
+    assert rows[0]["seeds"] == "1" and rows[0]["mean_return_low"] == ""  # one seed: no interval
     run = textgym("sweep-summary", ".", "--objective", "regret", cwd=tmp_path)
     assert run.returncode == 2 and "choose one of" in run.stderr
     (tmp_path / "empty").mkdir()
     run = textgym("sweep-summary", "empty", cwd=tmp_path)
-    assert run.returncode == 2 and "no results.json" in run.stderr
+    assert run.returncode == 2 and "no readable results.json" in run.stderr
+
+
+def test_sweep_summary_groups_seeds_ranks_nan_last_and_skips_unreadable_files(tmp_path: Path) -> None:
+    successes = {"0.1": [0.2, 0.4, 0.3], "0.3": [0.9, 0.7, 0.8], "0.5": [None, 1.0, 1.0]}  # a NaN seed at 0.5
+    for job, (alpha, seed) in enumerate(itertools.product(successes, range(3))):
+        _job(tmp_path / str(job), job, [f"algorithm.alpha={alpha}", f"seed={seed}"], successes[alpha][seed])
+    (tmp_path / "9").mkdir()
+    (tmp_path / "9" / "results.json").write_text('{"overrides": ["algorithm.alpha=0.7"], "metr')  # killed mid-write
+    (tmp_path / "10").mkdir()
+    (tmp_path / "10" / "results.json").write_text('{"overrides": ["algorithm.alpha=0.9"]}')  # no metrics
+    run = textgym("sweep-summary", ".", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert str(Path("9") / "results.json") in run.stderr and str(Path("10") / "results.json") in run.stderr
+    rows = summary_rows(tmp_path)
+    assert [(r["algorithm.alpha"], r["jobs"], r["seeds"]) for r in rows] == [
+        ("0.3", "3 4 5", "3"), ("0.1", "0 1 2", "3"), ("0.5", "6 7 8", "3")  # by mean; NaN last
+    ]
+    assert float(rows[0]["success_rate"]) == pytest.approx(0.8)
+    half = 4.302653 * 0.1 / 3**0.5  # t(0.975, 2) x sd / sqrt(3)
+    assert float(rows[0]["success_rate_low"]) == pytest.approx(0.8 - half, abs=1e-5)
+    assert float(rows[0]["success_rate_high"]) == pytest.approx(0.8 + half, abs=1e-5)
+    assert rows[2]["success_rate"] == "nan" and list(rows[0])[:3] == ["jobs", "algorithm.alpha", "seeds"]
+    text = (tmp_path / "summary.md").read_text()
+    assert "9 jobs in 3 configurations" in text and "Skipped" in text
+    assert str(Path("9") / "results.json") in text

@@ -4,10 +4,11 @@ For each (env, policy, seed) the benchmark composes the run config that ``textgy
 (``env=<env> policy=<policy> seed=<seed>`` and the policy's :class:`PolicySetup`), gets the policy
 (built, trained on the fly, or loaded from a checkpoint) and plays ``tasks x trials`` episodes: each
 task (an env reset seed) ``trials`` times, so that tau-bench's pass^k can be estimated. Each seed
-plays its own tasks. Outputs, in the run dir: ``results.csv`` (one row per policy and env, every
-metric with its bootstrap interval), ``aggregate.csv`` (the interquartile mean of success across envs
-per policy), ``episodes.csv`` (every episode), ``leaderboard.md``, ``success.png``,
-``learning_curves.png`` (for trained policies) and a W&B run with the tables and figures.
+plays its own tasks, the same for every policy. Outputs, in the run dir (statistics:
+:mod:`textgym.leaderboard`): ``results.csv`` (one row per policy and env, every metric with its
+interval), ``aggregate.csv`` (the interquartile mean of success across envs per policy),
+``comparisons.csv`` (every pair of policies), ``episodes.csv`` (every episode), ``leaderboard.md``,
+``success.png``, ``learning_curves.png`` (for trained policies) and a W&B run with the tables and figures.
 """
 
 from __future__ import annotations
@@ -23,38 +24,28 @@ from typing import Any
 
 import gymnasium as gym
 import hydra
-import numpy as np
 from hydra import compose
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from rich.progress import Progress
 
 from textgym.algorithms.callbacks import EvalHistory, ProgressBar, progress_display
-from textgym.algorithms.evaluation import EVAL_SEED_OFFSET, Episode, TaskTable, evaluate_tasks, vector_env
+from textgym.algorithms.evaluation import EVAL_SEED_OFFSET, Episode, evaluate_tasks, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
-from textgym.algorithms.statistics import bootstrap_intervals, iqm, iqm_interval
 from textgym.factory import load_policy, make_algorithm, make_env, make_policy, store_schemas
+from textgym.leaderboard import Cell, Design, Leaderboard
 from textgym.loggers import LoggerConfig, make_logger
-from textgym.plots import plot_learning_curves, plot_scores
 from textgym.policies.base import Policy
-from textgym.tables import markdown_table, write_csv
+from textgym.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
 ALL_ENVS = "all"
 """The entry of ``envs`` that stands for every config in the ``env`` group."""
-METRICS = ["success_rate", "mean_return", "mean_length", "invalid_action_rate", "violation_rate", "regret"]
-"""Metrics in the order of the outputs (pass^1 .. pass^max_k follow); a metric no cell has is left out."""
-HEADINGS = {
-    "success_rate": "success",
-    "mean_return": "return",
-    "mean_length": "length",
-    "invalid_action_rate": "invalid",
-    "violation_rate": "violations",
-    "regret": "regret",
-}
 
 
 class OnError(str, Enum):
@@ -97,13 +88,13 @@ class BenchmarkConfig:
     tasks: int = 25
     """Tasks (env reset seeds) per run."""
     trials: int = 4
-    """Episodes per task; pass^k needs ``trials >= k``."""
+    """Episodes per task; pass^k needs ``trials >= k`` (and so ``trials >= 2`` for any)."""
     max_k: int = 4
-    """pass^1 .. pass^max_k are reported (tau-bench's estimate from ``trials`` runs per task)."""
+    """pass^1 .. pass^min(max_k, trials) are reported (tau-bench's estimate from ``trials`` runs per task)."""
     num_envs: int = 8
     """Vector-env slots stepped together."""
     confidence: float = 0.95
-    """Level of the bootstrap confidence intervals."""
+    """Level of every interval (Wilson, bootstrap, comparisons) and of what counts as distinguishable."""
     resamples: int = 2000
     """Bootstrap resamples per interval."""
     overrides: list[str] = field(default_factory=list)
@@ -129,52 +120,28 @@ class BenchmarkConfig:
             raise ValueError("policies, envs and seeds must each name at least one entry")
         if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ValueError(f"seeds={self.seeds} must be distinct and >= 0: each seed picks its own tasks")
-        if min(self.tasks, self.num_envs, self.max_k) < 1:
-            raise ValueError("tasks, num_envs and max_k must be >= 1")
-        if self.trials < self.max_k:
-            raise ValueError(
-                f"pass^{self.max_k} needs every task run max_k times: raise trials={self.trials} "
-                f"to at least max_k={self.max_k}, or lower max_k"
-            )
+        for name in ("tasks", "trials", "num_envs", "max_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if not 0.0 < self.confidence < 1.0 or self.resamples < 100:
             raise ValueError(
                 f"need 0 < confidence ({self.confidence}) < 1 and resamples ({self.resamples}) >= 100"
             )
 
+    def describe(self, policy: str) -> str:
+        """How ``policy`` is obtained, in Markdown (for the leaderboard)."""
+        setup = self.setup.get(policy, PolicySetup())
+        config = f"`policy={setup.policy or policy}`"
+        if setup.checkpoint is not None:
+            return f"{config} loaded from `{setup.checkpoint}`"
+        how = "as built"
+        if setup.algorithm is not None:
+            how = f"trained on each env and seed with `algorithm={setup.algorithm}`"
+        return f"{config} {how}" + (f" (`{' '.join(setup.overrides)}`)" if setup.overrides else "")
 
-@dataclass
-class Cell:
-    """One policy on one env: its runs (one per seed) and what came of them."""
-
-    policy: str
-    env: str
-    env_id: str = ""
-    episodes: dict[int, list[Episode]] = field(default_factory=dict)
-    """Seed -> the episodes of that run."""
-    optimal_return: float | None = None
-    """``V*(start)`` within the step limit, where the env has exact ground truth."""
-    curves: list[list[tuple[int, float]]] = field(default_factory=list)
-    """Learning curves of the runs that trained: ``(training episode, eval success rate)`` points."""
-    error: str | None = None
-    """Why the cell failed (``on_error=skip``); None when it ran."""
-
-    def table(self) -> TaskTable:
-        return TaskTable([episode for run in self.episodes.values() for episode in run])
-
-    def success_by_seed(self) -> list[float]:
-        return [float(np.mean([e.success for e in self.episodes[seed]])) for seed in sorted(self.episodes)]
-
-
-@dataclass
-class Estimate:
-    """A metric's point estimate and confidence interval."""
-
-    value: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.value:.2f} [{self.low:.2f}, {self.high:.2f}]"
+    def design(self) -> Design:
+        """The run's size and statistics settings, for the :class:`~textgym.leaderboard.Leaderboard`."""
+        return Design(len(self.seeds), self.tasks, self.trials, self.max_k, self.confidence, self.resamples)
 
 
 def store_benchmark_schema() -> None:
@@ -195,17 +162,37 @@ class Grid:
             [f"hydra.searchpath=[{','.join(repr(p) for p in searchpath)}]"] if searchpath else []
         )
 
+    def options(self, group: str) -> list[str]:
+        """The configs of ``group`` (``env``, ``policy``), the user's search path included, less the
+        schema nodes stored in the group (``llm_schema``)."""
+        loader = GlobalHydra.instance().config_loader()
+        options = loader.get_group_options(group, config_name="config", overrides=self.searchpath)
+        return [name for name in options if not name.endswith("_schema")]
+
     def env_names(self) -> list[str]:
         """``cfg.envs`` with ``all`` expanded to the ``env`` group's configs, less ``cfg.exclude_envs``."""
-        loader = GlobalHydra.instance().config_loader()
-        names: list[str] = []
-        for name in self.cfg.envs:
-            names += (
-                loader.get_group_options("env", config_name="config", overrides=self.searchpath)
-                if name == ALL_ENVS
-                else [name]
-            )
+        names = [
+            env for name in self.cfg.envs for env in (self.options("env") if name == ALL_ENVS else [name])
+        ]
         return [name for name in dict.fromkeys(names) if name not in self.cfg.exclude_envs]
+
+    def validate(self) -> None:
+        """Check every env and policy name and compose each cell's run config, so that a typo stops the
+        benchmark before any cell runs; raises ``ValueError`` naming the entry and the choices."""
+        envs, known = self.env_names(), self.options("env")
+        for env in envs:
+            if env not in known:
+                raise ValueError(f"envs: {env!r} is not a config of the env group; choose from {known}")
+        policies = self.options("policy")
+        for name in self.cfg.policies:
+            if (self.cfg.setup.get(name, PolicySetup()).policy or name) not in policies:
+                raise ValueError(
+                    f"policies: {name!r} is neither an entry of setup {sorted(self.cfg.setup)} nor a config "
+                    f"of the policy group {policies}"
+                )
+        for env in envs:
+            for name in self.cfg.policies:
+                self.run_config(name, env, self.cfg.seeds[0])
 
     def task_seeds(self, seed: int) -> list[int]:
         """The reset seed of each episode of run ``seed``: its ``tasks`` tasks, each ``trials`` times."""
@@ -229,7 +216,7 @@ class Grid:
                         if cfg.on_error is OnError.stop:
                             raise
                         cell.error = f"{type(error).__name__}: {error}"
-                        log.warning("%s on %s failed, shown as n/a: %s", name, env, cell.error)
+                        log.warning("%s on %s failed, shown as n/a: %s", name, env, cell.error, exc_info=True)
                     cells.append(cell)
                     progress.update(grid, completed=len(cells) * per_cell)
         return cells
@@ -286,213 +273,6 @@ def read_learning_curve(directory: Path) -> list[tuple[int, float]]:
     return [(row["episode"], row["success_rate"]) for row in json.loads(path.read_text())]
 
 
-# ---- statistics and outputs ---------------------------------------------------------------------------
-
-
-@dataclass
-class Leaderboard:
-    """The estimates of every cell and the interquartile mean of success across envs per policy."""
-
-    cfg: BenchmarkConfig
-    cells: list[Cell]
-    estimates: dict[tuple[str, str], dict[str, Estimate]] = field(default_factory=dict)
-    aggregate: dict[str, tuple[Estimate, int]] = field(default_factory=dict)
-    """Policy -> (IQM of success over seeds x envs, number of envs it ran on)."""
-    policies: list[str] = field(default_factory=list)
-    """In order of their IQM, best first."""
-    envs: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        cfg, rng = self.cfg, np.random.default_rng(0)
-        self.envs = list(dict.fromkeys(cell.env for cell in self.cells))
-        self.policies = list(dict.fromkeys(cell.policy for cell in self.cells))
-        for cell in self.cells:
-            if cell.error is None:
-                table = cell.table()
-                values = table.estimates(np.arange(len(table)), cell.optimal_return, cfg.max_k)
-                intervals = bootstrap_intervals(
-                    table, cell.optimal_return, cfg.max_k, cfg.confidence, cfg.resamples, rng
-                )
-                self.estimates[cell.policy, cell.env] = {
-                    k: Estimate(float(v), *intervals[k]) for k, v in values.items()
-                }
-        for policy in self.policies:
-            runs = [
-                cell.success_by_seed() for cell in self.cells if cell.policy == policy and cell.error is None
-            ]
-            if runs:
-                scores = np.array(runs).T  # (seeds, envs)
-                self.aggregate[policy] = (
-                    Estimate(float(iqm(scores)), *iqm_interval(scores, cfg.confidence, cfg.resamples, rng)),
-                    len(runs),
-                )
-        self.policies.sort(key=lambda p: -self.aggregate[p][0].value if p in self.aggregate else 1.0)
-
-    @property
-    def metrics(self) -> list[str]:
-        present = {name for estimates in self.estimates.values() for name in estimates}
-        return [m for m in [*METRICS, *(f"pass^{k}" for k in range(1, self.cfg.max_k + 1))] if m in present]
-
-    # -- tables --
-    def result_rows(self) -> tuple[list[str], list[list]]:
-        columns = ["policy", "env", "env_id", "episodes", "error"]
-        columns += [f"{m}{suffix}" for m in self.metrics for suffix in ("", "_low", "_high")]
-        rows = []
-        for cell in self.cells:
-            estimates = self.estimates.get((cell.policy, cell.env), {})
-            values = [x for m in self.metrics for x in _triple(estimates.get(m))]
-            rows.append(
-                [
-                    cell.policy,
-                    cell.env,
-                    cell.env_id,
-                    sum(map(len, cell.episodes.values())),
-                    cell.error,
-                    *values,
-                ]
-            )
-        return columns, rows
-
-    def aggregate_rows(self) -> tuple[list[str], list[list]]:
-        columns = ["policy", "envs", "iqm_success", "iqm_success_low", "iqm_success_high"]
-        return columns, [
-            [p, self.aggregate[p][1], *_triple(self.aggregate[p][0])]
-            for p in self.policies
-            if p in self.aggregate
-        ]
-
-    def episode_rows(self) -> tuple[list[str], list[list]]:
-        columns = [
-            "policy",
-            "env",
-            "seed",
-            "task",
-            "return",
-            "length",
-            "success",
-            "invalid_actions",
-            "violations",
-        ]
-        rows = [
-            [
-                c.policy,
-                c.env,
-                seed,
-                e.seed,
-                e.reward,
-                e.length,
-                int(e.success),
-                e.invalid_actions,
-                e.violations,
-            ]
-            for c in self.cells
-            for seed, run in c.episodes.items()
-            for e in run
-        ]
-        return columns, rows
-
-    def markdown(self, command: str) -> str:
-        cfg = self.cfg
-        lines = [
-            "# textgym leaderboard",
-            "",
-            f"`{command}`",
-            "",
-            (
-                f"Each policy ran on each env with {len(cfg.seeds)} seeds x {cfg.tasks} tasks x {cfg.trials} "
-                f"trials (the same env seed) = {len(cfg.seeds) * cfg.tasks * cfg.trials} episodes. Brackets: "
-                f"{cfg.confidence:.0%} percentile-bootstrap intervals over tasks; IQM: interquartile mean of "
-                "the success rate over seeds x envs, stratified bootstrap over seeds (rliable's method). "
-                "pass^k: the chance that k trials of a task all succeed (tau-bench's estimator)."
-            ),
-            "",
-            "## Success rate",
-            "",
-            markdown_table(*self.success_table()),
-        ]
-        lines += ["", "## How each policy was obtained", ""]
-        lines += [f"- **{p}**: {self.describe(p)}" for p in self.policies]
-        for env in self.envs:
-            env_id = next((c.env_id for c in self.cells if c.env == env and c.env_id), "")
-            columns = ["policy", *(HEADINGS.get(m, m) for m in self.metrics)]
-            rows = [
-                [
-                    p,
-                    *(
-                        str(self.estimates[p, env][m]) if m in self.estimates.get((p, env), {}) else "n/a"
-                        for m in self.metrics
-                    ),
-                ]
-                for p in self.policies
-            ]
-            lines += [
-                "",
-                f"## {env}" + (f" (`{env_id}`)" if env_id else ""),
-                "",
-                markdown_table(columns, rows),
-            ]
-        failures = [c for c in self.cells if c.error]
-        if failures:
-            lines += ["", "## Failed cells", ""] + [f"- {c.policy} on {c.env}: {c.error}" for c in failures]
-        return "\n".join(lines) + "\n"
-
-    def success_table(self) -> tuple[list[str], list[list[str]]]:
-        """Policies x (IQM, envs run, success per env), as text."""
-        rows = [
-            [p, *self._aggregate_cells(p), *(self._success(p, env) for env in self.envs)]
-            for p in self.policies
-        ]
-        return ["policy", "IQM", "envs", *self.envs], rows
-
-    def _aggregate_cells(self, policy: str) -> list[str]:
-        if policy not in self.aggregate:
-            return ["n/a", "0"]
-        estimate, envs = self.aggregate[policy]
-        return [str(estimate), f"{envs}/{len(self.envs)}"]
-
-    def _success(self, policy: str, env: str) -> str:
-        estimates = self.estimates.get((policy, env))
-        return str(estimates["success_rate"]) if estimates else "n/a"
-
-    def describe(self, policy: str) -> str:
-        setup = self.cfg.setup.get(policy, PolicySetup())
-        config = f"`policy={setup.policy or policy}`"
-        if setup.checkpoint is not None:
-            return f"{config} loaded from `{setup.checkpoint}`"
-        how = "as built"
-        if setup.algorithm is not None:
-            how = f"trained on each env and seed with `algorithm={setup.algorithm}`"
-        return f"{config} {how}" + (f" (`{' '.join(setup.overrides)}`)" if setup.overrides else "")
-
-    # -- files --
-    def write(self, out: Path, command: str) -> dict[str, Path]:
-        """Write the CSVs, the Markdown leaderboard and the figures; return the figures by name."""
-        write_csv(out / "results.csv", *self.result_rows())
-        write_csv(out / "aggregate.csv", *self.aggregate_rows())
-        write_csv(out / "episodes.csv", *self.episode_rows())
-        (out / "leaderboard.md").write_text(self.markdown(command))
-        figures = {"success": out / "success.png"}
-        scores = {
-            p: {env: _triple(e["success_rate"]) for (q, env), e in self.estimates.items() if q == p}
-            for p in self.policies
-        }
-        for p, (estimate, _) in self.aggregate.items():
-            scores[p]["IQM"] = _triple(estimate)
-        plot_scores(scores, figures["success"], f"success rate ({self.cfg.confidence:.0%} CI)")
-        curves = {
-            env: {c.policy: c.curves for c in self.cells if c.env == env and c.curves} for env in self.envs
-        }
-        curves = {env: by_policy for env, by_policy in curves.items() if by_policy}
-        if curves:
-            figures["learning_curves"] = out / "learning_curves.png"
-            plot_learning_curves(curves, figures["learning_curves"])
-        return figures
-
-
-def _triple(estimate: Estimate | None) -> tuple:
-    return (None, None, None) if estimate is None else (estimate.value, estimate.low, estimate.high)
-
-
 # ---- the Hydra app ------------------------------------------------------------------------------------
 
 store_benchmark_schema()
@@ -500,13 +280,20 @@ store_benchmark_schema()
 
 @hydra.main(config_path="pkg://textgym.conf", config_name="benchmark", version_base="1.3")
 def benchmark(cfg: DictConfig) -> None:
-    """Run the grid, write the leaderboard files, log them to W&B and print the success table."""
+    """Check the config, run the grid, write the leaderboard files, log them to W&B and print the success
+    table. A bad config is one line on stderr before anything is written; if every cell failed, the exit
+    status is 1 (after the files, which list the errors)."""
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
+    try:
+        config: BenchmarkConfig = OmegaConf.to_object(cfg)
+        grid = Grid(config, list(hc.searchpath))
+        grid.validate()
+    except (ValueError, HydraException, OmegaConfBaseException) as error:
+        raise SystemExit(f"textgym benchmark: {error}") from None
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    config: BenchmarkConfig = OmegaConf.to_object(cfg)
-    cells = Grid(config, list(hc.searchpath)).run()
-    board = Leaderboard(config, cells)
+    cells = grid.run()
+    board = Leaderboard(config.design(), cells, {p: config.describe(p) for p in config.policies})
     command = " ".join(["textgym benchmark", *hc.overrides.task])
     figures = board.write(out, command)
     logger = make_logger(
@@ -514,6 +301,11 @@ def benchmark(cfg: DictConfig) -> None:
     )
     logger.log_table("benchmark/results", *board.result_rows())
     logger.log_table("benchmark/aggregate", *board.aggregate_rows())
+    logger.log_table("benchmark/comparisons", *board.comparison_rows())
     logger.log_images({f"benchmark/{name}": path for name, path in figures.items()})
-    logger.finish({f"iqm_success/{p}": estimate.value for p, (estimate, _) in board.aggregate.items()})
+    logger.finish({f"iqm_success/{p}": a.estimate.value for p, a in board.aggregate.items()})
+    if all(cell.error for cell in cells):
+        raise SystemExit(
+            f"textgym benchmark: every cell failed, e.g. {cells[0].error} (tracebacks in the log, in {out})"
+        )
     print(f"{markdown_table(*board.success_table())}\n\nleaderboard, CSVs and figures in {out}")  # noqa: T201

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import gymnasium as gym
@@ -21,36 +22,43 @@ commands:
                             textgym benchmark policies=[random,oracle,tabular] envs=[frozenlake,wordle]
   sweep-summary <dir> [--objective METRIC]
                             one table and a plot of the results.json of every job of a -m sweep dir
-  list                      every registered textgym env with a one-line description
-  check <env-id>            is the env sound? (check_env, determinism, invalid actions, episode ends,
-                            rewards, rendering, copies, and its tabular_mdp() against sampling)
+  list [--all]              textgym's envs with a one-line description (--all: every registered id)
+  check <env-id>            is the env sound? any Gymnasium id; module:id imports module.py from here
+                            (check_env, determinism, hostile and valid actions, episode ends, rewards,
+                            rendering, copies, its tabular_mdp() against sampling; skips what does not apply)
   serve <env-id> [--host 127.0.0.1 --port 8000 --max-sessions N --idle-timeout S --web] [--export DIR]
                             serve an env over OpenEnv (WebSocket sessions, a web page), or export an
                             OpenEnv env package of it (needs pip install 'textgym[serve]')
 """
 
 
-def list_envs() -> None:
-    """Print every registered env outside Gymnasium's own (textgym's, and any a user registered)."""
+def _summary(entry_point: object) -> str:
+    """The first docstring line of an env's class, or "" where it cannot be imported (a missing extra)."""
+    try:
+        creator = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    except Exception:  # noqa: BLE001 - e.g. Gymnasium's placeholder ids whose packages are not installed
+        return ""
+    doc = (creator.__doc__ or "").strip().splitlines()
+    return doc[0] if doc else ""
+
+
+def list_envs(every_id: bool = False) -> None:
+    """Print textgym's envs (``textgym/...``), or with ``every_id`` every registered id, Gymnasium's included."""
     import textgym  # noqa: F401 - registers the envs
 
     table = Table("id", "steps", "description")
     for env_id, spec in sorted(gym.registry.items()):
-        entry = spec.entry_point
-        if isinstance(entry, str) and entry.startswith(("gymnasium.", "shimmy.", "ale_py")):
-            continue
-        creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-        doc = (creator.__doc__ or "").strip().splitlines()
-        table.add_row(env_id, str(spec.max_episode_steps), doc[0] if doc else "")
+        if every_id or spec.namespace == "textgym":
+            table.add_row(env_id, str(spec.max_episode_steps), _summary(spec.entry_point))
     Console(width=160).print(table)
 
 
 def check(env_id: str) -> int:
     """Print the checks of ``env_id`` as a table; the exit status is 1 if any failed."""
     import textgym  # noqa: F401 - registers the envs
-    from textgym.envs.checker import check_text_env
+    from textgym.envs.checker import run_checks
 
-    results = check_text_env(env_id)
+    results = run_checks(env_id)
     table = Table("check", "result", "details", "what to fix", title=f"textgym check {env_id}")
     style = {"pass": "[green]pass", "fail": "[bold red]FAIL", "skip": "[yellow]skip"}
     for r in results:
@@ -59,7 +67,19 @@ def check(env_id: str) -> int:
     return int(any(r.status == "fail" for r in results))
 
 
+def import_from_working_directory() -> None:
+    """Put the working directory first on ``sys.path``, as ``python -m`` does (unless ``PYTHONSAFEPATH``).
+
+    A console script has only its own directory there, so ``textgym check mymod:my/Env-v0`` or an env
+    config with ``id: mymod:my/Env-v0`` could not import the user's ``mymod.py`` next to them.
+    """
+    cwd = os.getcwd()
+    if not sys.flags.safe_path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def main() -> None:
+    import_from_working_directory()
     command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "train":
         from textgym.train import train
@@ -80,8 +100,8 @@ def main() -> None:
         from textgym.sweep_summary import main as sweep_summary
 
         sys.exit(sweep_summary(args))
-    elif command == "list":
-        list_envs()
+    elif command == "list" and args in ([], ["--all"]):
+        list_envs(every_id=args == ["--all"])
     elif command == "check" and len(args) == 1:
         sys.exit(check(args[0]))
     elif command == "serve":
