@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import functools
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from textgym.envs.base import InvalidAction
-from textgym.envs.two_player import MinimaxGame, Scripted, TwoPlayerEnv, mixed, uniform
+from textgym.envs.two_player import MinimaxGame, Scripted, TwoPlayerEnv, make_aec, mixed, uniform
+
+if TYPE_CHECKING:
+    from pettingzoo import AECEnv
 
 COLUMNS = "abc"
 ROWS = "123"
@@ -241,3 +245,8 @@ class TicTacToeEnv(TwoPlayerEnv[State]):
         """A minimax-optimal cell for X (never loses), the first in board order among equals."""
         return GAME.best_moves(self.state)[0]
 
+
+
+def aec_env(**kwargs: object) -> AECEnv:
+    """Tic-tac-toe as a PettingZoo AEC env (``max_cycles``, ``invalid_action``, ``render_mode``); X moves first."""
+    return make_aec(GAME, **kwargs)

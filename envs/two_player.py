@@ -23,13 +23,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 from gymnasium import spaces
 
 from textgym.envs.base import PRINTABLE, InvalidAction, Outcome, RewardSpec, TextEnv, excerpt
 from textgym.envs.mdp import Branch, TabularMDP, enumerate_mdp
+
+if TYPE_CHECKING:
+    from pettingzoo import AECEnv
 
 S = TypeVar("S", bound=Hashable)
 E = TypeVar("E", bound=Enum)
@@ -474,7 +477,14 @@ class TextActions(spaces.Text):
         return super().sample(mask, probability)
 
 
-def aec_class(game: Game) -> type:
+def make_aec(game: Game, **kwargs: Any) -> AECEnv:
+    """A PettingZoo AEC env of ``game``: ``max_cycles`` (truncate after that many moves per player, default
+    100), ``invalid_action`` (the reward of an action that is not a legal move, default -0.1), ``render_mode``."""
+    return aec_class(game)(**kwargs)
+
+
+@functools.cache
+def aec_class(game: Game) -> type[AECEnv]:
     """The PettingZoo AEC env class of ``game`` (PettingZoo, the ``multiagent`` extra, is imported here)."""
     from pettingzoo import AECEnv
     from gymnasium.utils import seeding
@@ -553,7 +563,8 @@ def aec_class(game: Game) -> type:
             else:
                 self.state = self.game.play(self.state, move)
                 for other in self.agents:
-                    self.messages[other] = self.game.move_text(move, seat, you=other == agent) + "."
+                    text = self.game.move_text(move, seat, you=other == agent)
+                    self.messages[other] = text[:1].upper() + text[1:] + "."
                 if self.game.payoff(self.state) is not None:
                     for other in self.agents:
                         self.rewards[other] = self.game.seat_payoff(self.state, self.possible_agents.index(other))
