@@ -30,3 +30,7 @@ register("textgym/Scheduling-v0", "textgym.envs.scheduling:SchedulingEnv", max_e
 register("textgym/SchedulingHard-v0", "textgym.envs.scheduling:SchedulingEnv", max_episode_steps=50, kwargs={"num_people": 5, "days": 5, "preferences": 2})
 register("textgym/CustomerService-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60, reward_threshold=0.8)
 register("textgym/CustomerServiceHard-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60, reward_threshold=0.8, kwargs={"num_orders": 5, "num_requests": 2, "forbidden_rate": 0.5, "ambiguous_opening": True})
+register("textgym/CustomerServiceInsistent-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60, reward_threshold=0.8, kwargs={"customer": "insistent", "forbidden_rate": 0.5})
+register("textgym/CustomerServiceImpostor-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60, reward_threshold=0.8, kwargs={"customer": "impostor", "forbidden_rate": 0.5})
+register("textgym/CustomerServiceInjection-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60, reward_threshold=0.8, kwargs={"customer": "injector", "forbidden_rate": 0.5})
+register("textgym/CustomerServiceTypos-v0", "textgym.envs.customer_service:CustomerServiceEnv", max_episode_steps=60, reward_threshold=0.8, kwargs={"customer": "typos", "forbidden_rate": 0.5})
