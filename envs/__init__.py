@@ -22,6 +22,8 @@ register("textgym/ConnectFour-v0", "textgym.envs.connect_four:ConnectFourEnv", m
 register("textgym/ConnectFourMinimax-v0", "textgym.envs.connect_four:ConnectFourEnv", max_episode_steps=50, kwargs={"opponent": "minimax"})
 register("textgym/KuhnPoker-v0", "textgym.envs.kuhn_poker:KuhnPokerEnv", max_episode_steps=20)
 register("textgym/KuhnPokerEquilibrium-v0", "textgym.envs.kuhn_poker:KuhnPokerEnv", max_episode_steps=20, kwargs={"opponent": "equilibrium"})
+register("textgym/Nim-v0", "textgym.envs.nim:NimEnv", max_episode_steps=30)
+register("textgym/NimMinimax-v0", "textgym.envs.nim:NimEnv", max_episode_steps=30, kwargs={"opponent": "minimax"})
 register("textgym/TwentyQuestions-v0", "textgym.envs.twenty_questions:TwentyQuestionsEnv", max_episode_steps=60)
 register("textgym/TwentyQuestionsEasy-v0", "textgym.envs.twenty_questions:TwentyQuestionsEnv", max_episode_steps=30, kwargs={"num_objects": 16, "max_questions": 10})
 register("textgym/BlocksWorld-v0", "textgym.envs.blocks_world:BlocksWorldEnv", max_episode_steps=50, reward_threshold=1.0)

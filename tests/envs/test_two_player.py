@@ -11,13 +11,13 @@ import pytest
 from episodes import oracle, play, random_valid
 from pettingzoo.test import api_test, seed_test
 
-from textgym.envs import connect_four, kuhn_poker, tic_tac_toe
+from textgym.envs import connect_four, kuhn_poker, nim, tic_tac_toe
 from textgym.envs.mdp import Objective, solve, start_value
 from textgym.envs.two_player import TextActions
 
-GAMES = {"tic_tac_toe": tic_tac_toe, "connect_four": connect_four, "kuhn_poker": kuhn_poker}
+GAMES = {"tic_tac_toe": tic_tac_toe, "connect_four": connect_four, "kuhn_poker": kuhn_poker, "nim": nim}
 SINGLE = {"tic_tac_toe": "textgym/TicTacToe-v0", "connect_four": "textgym/ConnectFour-v0",
-          "kuhn_poker": "textgym/KuhnPoker-v0"}
+          "kuhn_poker": "textgym/KuhnPoker-v0", "nim": "textgym/Nim-v0"}
 
 
 @pytest.fixture(params=sorted(GAMES))
@@ -195,3 +195,12 @@ def test_bad_opponent_is_named() -> None:
         gym.make("textgym/ConnectFour-v0", opponent="perfect")
     with pytest.raises(TypeError, match="act\\(observations, infos\\)"):
         gym.make("textgym/ConnectFour-v0", opponent=3)
+
+
+def test_nim_is_solved_by_leaving_multiples_of_four() -> None:
+    assert [nim.GAME.best_moves(nim.State(n, 0)) for n in (5, 6, 7)] == [("1",), ("2",), ("3",)]
+    env = gym.make("textgym/NimMinimax-v0")
+    mdp = env.unwrapped.tabular_mdp()
+    assert start_value(mdp, solve(mdp)) == pytest.approx(6 / 8)  # heaps 8 and 12 are lost for the first player
+    assert Counter(play(env, seed, oracle)[-1].info["outcome"] for seed in range(200))["win"] / 200 == pytest.approx(
+        0.75, abs=0.08)
