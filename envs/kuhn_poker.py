@@ -63,6 +63,7 @@ class KuhnPoker(Game[State]):
 
     name = "kuhn_poker"
     actions = ACTIONS
+    optimal = "equilibrium"
 
     def starts(self, first: int) -> tuple[tuple[float, State], ...]:
         deals = list(itertools.permutations(CARDS, 2))

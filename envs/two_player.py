@@ -60,6 +60,8 @@ class Game(ABC, Generic[S]):
 
     name: ClassVar[str]
     """The game's name, as PettingZoo's ``metadata["name"]``."""
+    optimal: ClassVar[str]
+    """The name in ``scripted`` of an optimal (Nash equilibrium) player: it holds any opponent to the game's value."""
     actions: ClassVar[tuple[str, ...]]
     """Every action string of the game, in a fixed order (the order of action masks and distributions)."""
     max_observation_length: ClassVar[int] = 512
@@ -158,11 +160,13 @@ def uniform(game: Game, state: Hashable, seat: int) -> Distribution:
 
 
 class MinimaxGame(Game[S]):
-    """A game of perfect information solved by memoised negamax; sooner wins score higher.
+    """A game of perfect information solved by memoised negamax (``scripted["minimax"]`` is optimal).
 
     A finished game is worth ``payoff * (1 + moves_left(state))`` to seat 0, so that among winning
     moves the quickest, and among losing ones the slowest, is preferred.
     """
+
+    optimal = "minimax"
 
     @abstractmethod
     def moves_left(self, state: S) -> int:
@@ -209,6 +213,13 @@ class Actor(Protocol):
     def act(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]) -> list[str]: ...
 
 
+class Strategy(Protocol):
+    """An opponent whose mixed strategy is known exactly (e.g. a table of a policy's choices): the env samples
+    its moves from it and, as for scripted opponents, exports the exact MDP."""
+
+    def strategy(self, game: Game, state: Any, seat: int) -> Distribution: ...
+
+
 class FirstPlayer(Enum):
     """Who makes the first move of a game."""
 
@@ -246,7 +257,8 @@ def sample(distribution: Distribution, rng: np.random.Generator) -> str:
 class TwoPlayerEnv(TextEnv[str], Generic[S]):
     """A :class:`Game` played as seat 0 against an opponent in seat 1 (see the module docstring).
 
-    Arguments: ``opponent`` (a name in ``game.scripted``, or an object with ``act``), ``first_player``
+    Arguments: ``opponent`` (a name in ``game.scripted``, an object with an exact ``strategy(game, state,
+    seat)``, or an object with ``act``), ``first_player``
     (``"agent"``, ``"opponent"`` or ``"random"``: a seeded coin at each reset), ``opponent_epsilon`` (the
     chance that a scripted opponent plays a uniformly random legal move instead), and the base's.
     A policy opponent is asked with its own seat's view and an info holding ``valid_actions``,
@@ -260,7 +272,7 @@ class TwoPlayerEnv(TextEnv[str], Generic[S]):
 
     def __init__(
         self,
-        opponent: str | Actor = "random",
+        opponent: str | Strategy | Actor = "random",
         first_player: FirstPlayer | str = FirstPlayer.AGENT,
         opponent_epsilon: float = 0.0,
         **kwargs: Any,
@@ -272,9 +284,9 @@ class TwoPlayerEnv(TextEnv[str], Generic[S]):
             if opponent not in self.game.scripted:
                 raise ValueError(f"opponent={opponent!r} is not supported; use one of {list(self.game.scripted)} "
                                  "or an object with act(observations, infos)")
-        elif not callable(getattr(opponent, "act", None)):
-            raise TypeError(f"opponent must be a scripted opponent's name or have act(observations, infos); "
-                            f"got a {type(opponent).__name__}")
+        elif not callable(getattr(opponent, "act", None)) and not callable(getattr(opponent, "strategy", None)):
+            raise TypeError(f"opponent must be a scripted opponent's name, have strategy(game, state, seat) or "
+                            f"act(observations, infos); got a {type(opponent).__name__}")
         self.opponent = opponent
         self.first_player = as_choice(FirstPlayer, first_player, "first_player")
         if not 0.0 <= opponent_epsilon <= 1.0:
@@ -285,24 +297,32 @@ class TwoPlayerEnv(TextEnv[str], Generic[S]):
         self.opponent_invalid = 0
 
     def _opponent_text(self) -> str:
-        scripted = isinstance(self.opponent, str)
-        who = self.game.scripted[self.opponent].description if scripted else "is another player"
+        who = self.game.scripted[self.opponent].description if isinstance(self.opponent, str) else "is another player"
         mistakes = (f", except that it plays a random legal move with probability {self.opponent_epsilon:g}"
-                    if self.opponent_epsilon and scripted else "")
+                    if self.opponent_epsilon and self.exact else "")
         first = {FirstPlayer.AGENT: "You move first.", FirstPlayer.OPPONENT: "The opponent moves first.",
                  FirstPlayer.RANDOM: "A coin flip decides who moves first."}[self.first_player]
         return f"The opponent {who}{mistakes}. {first}"
 
     # ---- the opponent's seat ---------------------------------------------------------------------
+    @property
+    def exact(self) -> bool:
+        """Whether the opponent's strategy is known exactly (a scripted one, or one with ``strategy``)."""
+        return isinstance(self.opponent, str) or callable(getattr(self.opponent, "strategy", None))
+
     def replies(self, state: S) -> Distribution:
-        """A scripted opponent's move in ``state`` (its turn), with ``opponent_epsilon`` mixed in."""
-        scripted = {action: p for p, action in self.game.scripted[self.opponent].policy(self.game, state, OPPONENT)}
+        """An exactly known opponent's move in ``state`` (its turn), with ``opponent_epsilon`` mixed in."""
+        if isinstance(self.opponent, str):
+            moves = self.game.scripted[self.opponent].policy(self.game, state, OPPONENT)
+        else:
+            moves = self.opponent.strategy(self.game, state, OPPONENT)
+        scripted = {action: p for p, action in moves}
         legal, epsilon = self.game.legal(state), self.opponent_epsilon
         probs = ((epsilon / len(legal) + (1.0 - epsilon) * scripted.get(action, 0.0), action) for action in legal)
         return tuple((p, action) for p, action in probs if p > 0)
 
     def _opponent_move(self, state: S) -> str:
-        if isinstance(self.opponent, str):
+        if self.exact:
             return sample(self.replies(state), self.np_random)
         legal = self.game.legal(state)
         info = {"valid_actions": list(legal), "instructions": self.game.instructions(OPPONENT),
@@ -365,17 +385,19 @@ class TwoPlayerEnv(TextEnv[str], Generic[S]):
 
     def _info(self) -> dict[str, Any]:
         info = {"state": self.game.information(self.state, AGENT), "outcome": self.outcome}
-        if not isinstance(self.opponent, str):
+        if self.game.payoff(self.state) is not None:
+            info["payoff"] = self.game.seat_payoff(self.state, AGENT)
+        if not self.exact:
             info["opponent_invalid"] = self.opponent_invalid
         return info
 
     # ---- ground truth ------------------------------------------------------------------------------------
     @property
     def tabular_mdp(self) -> Callable[[], TabularMDP] | None:
-        """``tabular_mdp()``: the game against the scripted opponent as an exact MDP over the agent's
+        """``tabular_mdp()``: the game against an exactly known opponent as an exact MDP over the agent's
         information states (``info["state"]``); ``None`` when the opponent is a policy, whose moves are
         not known in advance (so ground-truth users such as ``GroundTruth.of`` skip the env)."""
-        return self._tabular_mdp if isinstance(self.opponent, str) else None
+        return self._tabular_mdp if self.exact else None
 
     def _tabular_mdp(self) -> TabularMDP:
         return information_mdp(self)
