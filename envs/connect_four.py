@@ -176,7 +176,8 @@ class ConnectFourEnv(TwoPlayerEnv[State]):
 
     ## Information
     The base keys (``valid_actions``: the columns with room), ``state`` (the board), ``outcome``
-    (``None``, then ``"win"``, ``"loss"`` or ``"draw"``), and with a policy opponent ``opponent_invalid``.
+    (``None``, then ``"win"``, ``"loss"`` or ``"draw"``), ``payoff`` at the end (+1, 0, -1), and with a policy
+    opponent ``opponent_invalid``.
 
     ## Arguments
     ``gym.make("textgym/ConnectFour-v0", opponent="minimax", first_player="random", opponent_epsilon=0.2)``;

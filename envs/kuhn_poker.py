@@ -206,7 +206,7 @@ class KuhnPokerEnv(TwoPlayerEnv[State]):
     step limit (20) and by ``max_invalid_streak`` if set.
 
     ## Information
-    The base keys, ``state``, ``outcome`` (``"win"`` or ``"loss"`` at the end), and with a policy
+    The base keys, ``state``, ``outcome`` (``"win"`` or ``"loss"`` at the end), ``payoff`` (the chips won), and with a policy
     opponent ``opponent_invalid``.
 
     ## Arguments

@@ -127,7 +127,8 @@ class NimEnv(TwoPlayerEnv[State]):
     ``max_invalid_streak`` if set.
 
     ## Information
-    The base keys, ``state``, ``outcome`` and, with a policy opponent, ``opponent_invalid``.
+    The base keys, ``state``, ``outcome``, ``payoff`` (+1 or -1 at the end) and, with a policy opponent,
+    ``opponent_invalid``.
 
     ## Arguments
     ``gym.make("textgym/Nim-v0", opponent="minimax", first_player="random")``; the PettingZoo AEC env:

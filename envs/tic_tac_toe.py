@@ -223,15 +223,18 @@ class TicTacToeEnv(TwoPlayerEnv[State]):
     ## Information
     The base keys (``valid_actions``: the empty cells in board order, ``reward_terms``,
     ``success``, ``invalid_actions``), ``state`` (the board string) and ``outcome``: ``None`` while
-    the game runs, then ``"win"``, ``"loss"`` or ``"draw"``.
+    the game runs, then ``"win"``, ``"loss"`` or ``"draw"``; at the end ``payoff`` (+1, 0 or -1); with a
+    policy opponent ``opponent_invalid`` (its answers that were not legal moves, replaced by random ones).
 
     ## Arguments
     ``gym.make("textgym/TicTacToe-v0", opponent="minimax", first_player="random",
     opponent_epsilon=0.2, reward={"draw": 0.0})``; ``first_player`` is ``"agent"`` (default),
-    ``"opponent"`` or ``"random"`` (a seeded coin at each reset).
+    ``"opponent"`` or ``"random"`` (a seeded coin at each reset). ``opponent`` may also be any object with a
+    Policy's ``act`` (then there is no ``tabular_mdp()``), e.g. a trained policy or a self-play pool. The
+    same game as a PettingZoo AEC env: ``textgym.envs.tic_tac_toe.aec_env()`` (X is ``player_0``).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; rebuilt on :mod:`textgym.envs.two_player` with the same transcripts.
     """
     game = GAME
     max_observation_length = 512
