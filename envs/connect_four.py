@@ -44,8 +44,8 @@ State = tuple[Board, int]
 @functools.cache
 def winner(board: Board) -> str | None:
     """The mark holding a line of four, if any."""
-    return next((board[a] for a, b, c, d in LINES if board[a] != EMPTY and board[a] == board[b] == board[c] == board[d]),
-                None)
+    full = (board[a] for a, b, c, d in LINES if board[a] != EMPTY and board[a] == board[b] == board[c] == board[d])
+    return next(full, None)
 
 
 def drop(board: Board, column: int, mark: str) -> Board:
@@ -188,7 +188,6 @@ class ConnectFourEnv(TwoPlayerEnv[State]):
     """
 
     game = GAME
-    max_observation_length = 512
 
     def oracle_action(self) -> str:
         """A minimax-optimal column (never loses), the first from the left among equals."""

@@ -206,8 +206,8 @@ class KuhnPokerEnv(TwoPlayerEnv[State]):
     step limit (20) and by ``max_invalid_streak`` if set.
 
     ## Information
-    The base keys, ``state``, ``outcome`` (``"win"`` or ``"loss"`` at the end), ``payoff`` (the chips won), and with a policy
-    opponent ``opponent_invalid``.
+    The base keys, ``state``, ``outcome`` (``"win"`` or ``"loss"`` at the end), ``payoff`` (the chips won),
+    and with a policy opponent ``opponent_invalid``.
 
     ## Arguments
     ``gym.make("textgym/KuhnPoker-v0", opponent="equilibrium", first_player="random")``; the PettingZoo AEC
@@ -219,7 +219,6 @@ class KuhnPokerEnv(TwoPlayerEnv[State]):
 
     game = GAME
     reward_spec = KuhnPokerReward
-    max_observation_length = 512
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)

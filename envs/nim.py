@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 MAX_TAKE = 3
 HEAPS = tuple(range(5, 13))
-"""The heap sizes a game may start with, equally likely (the first player loses a multiple of 4 against perfect play)."""
+"""The heap sizes a game may start with, equally likely (the first player loses a multiple of 4 against
+perfect play)."""
 
 
 class State(NamedTuple):

@@ -213,8 +213,8 @@ class TicTacToeEnv(TwoPlayerEnv[State]):
     ``"random"`` a fair coin decides).
 
     ## Rewards
-    Terms of :class:`~textgym.envs.two_player.WinDrawLossReward`: ``success`` (a win, 1.0), ``failure`` (a loss, 0.0), ``draw``
-    (0.5), ``step`` (every step, 0.0), ``invalid_action`` (-0.1).
+    Terms of :class:`~textgym.envs.two_player.WinDrawLossReward`: ``success`` (a win, 1.0), ``failure``
+    (a loss, 0.0), ``draw`` (0.5), ``step`` (every step, 0.0), ``invalid_action`` (-0.1).
 
     ## Episode End
     Terminated when a player completes a line or the board is full (success only for a win).
@@ -237,7 +237,6 @@ class TicTacToeEnv(TwoPlayerEnv[State]):
     * v0: initial version; rebuilt on :mod:`textgym.envs.two_player` with the same transcripts.
     """
     game = GAME
-    max_observation_length = 512
 
     @property
     def board(self) -> Board:

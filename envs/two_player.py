@@ -258,9 +258,9 @@ class TwoPlayerEnv(TextEnv[str], Generic[S]):
     """A :class:`Game` played as seat 0 against an opponent in seat 1 (see the module docstring).
 
     Arguments: ``opponent`` (a name in ``game.scripted``, an object with an exact ``strategy(game, state,
-    seat)``, or an object with ``act``), ``first_player``
-    (``"agent"``, ``"opponent"`` or ``"random"``: a seeded coin at each reset), ``opponent_epsilon`` (the
-    chance that a scripted opponent plays a uniformly random legal move instead), and the base's.
+    seat)``, or an object with ``act``), ``first_player`` (``"agent"``, ``"opponent"`` or ``"random"``: a
+    seeded coin at each reset), ``opponent_epsilon`` (the chance that an exactly known opponent plays a
+    uniformly random legal move instead), and the base's. The observation budget is the game's.
     A policy opponent is asked with its own seat's view and an info holding ``valid_actions``,
     ``instructions`` and ``state`` (its information); an answer that is not a legal move is replaced
     by a uniformly random legal one and counted in ``info["opponent_invalid"]``. Policies that read the
@@ -404,7 +404,7 @@ class TwoPlayerEnv(TextEnv[str], Generic[S]):
 
 
 def information_mdp(env: TwoPlayerEnv) -> TabularMDP:
-    """The agent's MDP against ``env``'s scripted opponent, over the agent's information states.
+    """The agent's MDP against ``env``'s exactly known opponent, over the agent's information states.
 
     Hidden state (the opponent's card) is summed out: each full state weighs by the probability that
     chance and the opponent lead to it (the agent's own moves are part of its information), so a
@@ -508,8 +508,8 @@ def make_aec(game: Game, **kwargs: Any) -> AECEnv:
 @functools.cache
 def aec_class(game: Game) -> type[AECEnv]:
     """The PettingZoo AEC env class of ``game`` (PettingZoo, the ``multiagent`` extra, is imported here)."""
-    from pettingzoo import AECEnv
     from gymnasium.utils import seeding
+    from pettingzoo import AECEnv
 
     class GameAEC(AECEnv):
         __doc__ = f"{game.name} as a PettingZoo AEC env: text observations and actions, an action mask."
@@ -527,7 +527,8 @@ def aec_class(game: Game) -> type[AECEnv]:
             self.possible_agents = ["player_0", "player_1"]
             text = spaces.Text(self.game.max_observation_length, charset=PRINTABLE)
             mask = spaces.Box(0, 1, (len(self.game.actions),), dtype=np.int8)
-            self.observation_spaces = {a: spaces.Dict({"text": text, "action_mask": mask}) for a in self.possible_agents}
+            self.observation_spaces = {agent: spaces.Dict({"text": text, "action_mask": mask})
+                                       for agent in self.possible_agents}
             self.action_spaces = {a: TextActions(self.game.actions) for a in self.possible_agents}
             self.np_random, _ = seeding.np_random(None)
 

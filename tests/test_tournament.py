@@ -1,4 +1,4 @@
-"""The round robin: OpenSkill ratings, outcome rates and exact exploitability; trained policies as players and opponents."""
+"""The round robin: OpenSkill ratings, outcome rates, exact exploitability; trained policies as players, opponents."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_round_robin_rates_and_measures_exploitability(tmp_path: Path) -> None:
 def test_a_checkpoint_can_be_the_opponent_of_training(tmp_path: Path) -> None:
     textgym("train", "env=nim", "algorithm.episodes=500", "algorithm.eval_every=0", "eval.episodes=20", "logger=none",
             "hydra.run.dir=first", cwd=tmp_path)
-    run = textgym("train", "env=nim", "env.kwargs.opponent={_target_: textgym.opponents.load_checkpoint, directory: first}",
+    opponent = "env.kwargs.opponent={_target_: textgym.opponents.load_checkpoint, directory: first}"
+    run = textgym("train", "env=nim", opponent,
                   "algorithm.episodes=500", "algorithm.eval_every=0", "eval.episodes=20", "logger=none",
                   "hydra.run.dir=second", cwd=tmp_path)
     assert "final success rate" in run.stdout

@@ -40,7 +40,7 @@ def test_max_cycles_truncates_every_player(game: str) -> None:
     env = GAMES[game].aec_env(max_cycles=2)
     env.reset(seed=0)
     steps = 0
-    for agent in env.agent_iter():
+    for _ in env.agent_iter():
         *_, terminated, truncated, _ = env.last()
         env.step(None if terminated or truncated else "not a move")  # invalid: the game never ends by itself
         steps += 1
@@ -99,7 +99,8 @@ def test_observations_are_text_with_a_mask(game: str) -> None:
 # ---- exact values -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("first_player", "value"), [("agent", kuhn_poker.GAME_VALUE), ("opponent", -kuhn_poker.GAME_VALUE)])
+@pytest.mark.parametrize(("first_player", "value"),
+                         [("agent", kuhn_poker.GAME_VALUE), ("opponent", -kuhn_poker.GAME_VALUE)])
 def test_kuhn_poker_value_is_minus_one_eighteenth(first_player: str, value: float) -> None:
     """Best play against the equilibrium earns exactly the game's value, from either seat: -1/18 for the
     first player, +1/18 for the second. Together they pin the value (a min-max sandwich)."""
