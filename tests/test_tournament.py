@@ -94,3 +94,18 @@ def test_config_errors_are_named() -> None:
         TournamentConfig(players={"random": {"policy": "random"}})
     with pytest.raises(ValueError, match="players.x: .*unexpected keyword"):
         TournamentConfig(players={"x": {"polciy": "random"}, "y": {"policy": "random"}})
+
+
+def test_an_llm_config_can_be_the_opponent(tmp_path: Path, one_thread) -> None:
+    from omegaconf import OmegaConf
+    from tiny_llm import save_tiny
+
+    from textgym.factory import make_env
+
+    model = save_tiny(tmp_path / "tiny")
+    node = OmegaConf.create({"id": "textgym/TicTacToe-v0", "max_episode_steps": None, "kwargs": {
+        "opponent": {"_target_": "textgym.opponents.llm_policy", "model": str(model), "trainable_layers": None},
+        "first_player": "opponent"}})
+    env = make_env(node)
+    _, info = env.reset(seed=0)
+    assert info["opponent_invalid"] == 0 and len(info["valid_actions"]) == 8  # the tiny LLM made a legal first move

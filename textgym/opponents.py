@@ -5,6 +5,7 @@ instantiates a node with ``_target_`` once per env::
 
     textgym train env=nim "env.kwargs.opponent={_target_: textgym.opponents.load_checkpoint, directory: runs/q}"
     textgym train env=nim "env.kwargs.opponent={_target_: textgym.policies.random.RandomPolicy, seed: 1}"
+    textgym train env=nim "env.kwargs.opponent={_target_: textgym.opponents.llm_policy, greedy: true}"
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from omegaconf import OmegaConf
 from textgym.factory import load_policy
 from textgym.policies.base import Policy
 from textgym.policies.llm_config import LLMPolicyConfig
+
+
+def llm_policy(**fields: object) -> Policy:
+    """An LLM policy built from the fields of :class:`LLMPolicyConfig` (``policy=llm``'s), e.g. ``model=...``."""
+    from textgym.policies.llm import LLMPolicy  # torch and transformers: only when an LLM opponent is asked for
+
+    return LLMPolicy(LLMPolicyConfig(**fields))
 
 
 def load_checkpoint(directory: str | Path) -> Policy:
