@@ -9,7 +9,8 @@ through ``on_log`` with ``ctx.update``)::
     env_fn = partial(gym.make, "textgym/TicTacToe-v0", opponent=pool, first_player="random")
     PPO(config).learn(env_fn, policy, [SelfPlay(pool, policy, directory="self_play")])
 
-Every env made by ``env_fn`` shares the one pool. A snapshot is the policy written with ``save`` and
+Every env made by ``env_fn`` shares the one pool (in one process: a ``SyncVectorEnv``, as textgym's
+``vector_env``; the processes of an ``AsyncVectorEnv`` would each get a copy that never sees new snapshots). A snapshot is the policy written with ``save`` and
 read back with its class's ``load`` (the project's checkpoint convention), so any trainable policy
 can be pooled; snapshot directories stay on disk, the ``pool_size`` most recent are kept in memory.
 Each opponent move is played by a snapshot drawn afresh, so the opponent plays the pool's mixture

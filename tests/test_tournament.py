@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 from textgym.envs import connect_four, kuhn_poker
 from textgym.tournament import Entrant, Result, TournamentConfig, decision_states, rate, tabulate
 
-TEXTGYM = str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).parents[1] / ".venv")) / "bin" / "textgym")
+TEXTGYM = str(Path(sys.executable).with_name("textgym"))
+"""The installed console script, beside the interpreter that runs the tests."""
 
 
 def textgym(*args: str, cwd: Path) -> subprocess.CompletedProcess:
