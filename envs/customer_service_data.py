@@ -255,6 +255,8 @@ class Persona:
     requests: tuple[Request, ...]
     ambiguous: bool
     """The opening message does not say what the customer wants."""
+    acquaintance: str = ""
+    """The email of another account of the store (someone the customer knows), for the impostor persona."""
 
 
 class Shape(NamedTuple):
@@ -326,7 +328,7 @@ def generate_scenario(
             _order(rng, next(ids), other, _pick(rng, BACKGROUND)) for _ in range(int(rng.integers(1, 4)))
         ]
     db = Database({a.email: a for a in accounts}, {o.order_id: o for o in orders})
-    persona = Persona(customer.name, customer.email, customer.zip_code, tuple(requests), ambiguous)
+    persona = Persona(customer.name, customer.email, customer.zip_code, tuple(requests), ambiguous, accounts[1].email)
     return Scenario(db, persona)
 
 

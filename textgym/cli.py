@@ -1,4 +1,4 @@
-"""The ``textgym`` command: ``train``, ``collect``, ``benchmark``, ``sweep-summary``, ``list`` and ``check``."""
+"""The ``textgym`` command: ``train``, ``collect``, ``benchmark``, ``tournament``, ``sweep-summary``, ``list`` and ``check``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ commands:
   benchmark [hydra overrides]
                             policies x envs x seeds with bootstrap CIs, pass^k and a leaderboard, e.g.
                             textgym benchmark policies=[random,oracle,tabular] envs=[frozenlake,wordle]
+  tournament [hydra overrides]
+                            a round robin of players on a two-player env: OpenSkill ratings, win/draw/loss
+                            rates, exploitability, e.g. textgym tournament game=kuhn_poker games=100
   sweep-summary <dir> [--objective METRIC]
                             one table and a plot of the results.json of every job of a -m sweep dir
   list [--all]              textgym's envs with a one-line description (--all: every registered id)
@@ -96,6 +99,11 @@ def main() -> None:
 
         sys.argv = ["textgym-benchmark", *args]
         benchmark()
+    elif command == "tournament":
+        from textgym.tournament import tournament
+
+        sys.argv = ["textgym-tournament", *args]
+        tournament()
     elif command == "sweep-summary":
         from textgym.sweep_summary import main as sweep_summary
 
