@@ -110,7 +110,8 @@ class SelfPlay(Callback):
         self.pool, self.policy, self.directory = pool, policy, Path(directory)
 
     def on_training_start(self, ctx: TrainingContext) -> None:
-        self.snapshot(ctx.update)
+        if f"update-{ctx.update:06d}" not in {name for name, _ in self.pool.snapshots}:  # none yet, or resumed
+            self.snapshot(ctx.update)
 
     def on_log(self, ctx: TrainingContext, metrics: dict[str, float]) -> None:
         if ctx.update and ctx.update % self.pool.config.snapshot_every == 0:

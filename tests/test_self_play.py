@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -98,3 +101,23 @@ def test_self_play_raises_the_win_rate_against_the_scripted_opponent(tmp_path: P
     after = win_rate()
     assert after >= before + 0.25, (before, after)
     assert len(pool.plays) == 10  # snapshots at updates 0, 3, ..., 27 all played
+
+
+def test_textgym_train_self_play_through_the_installed_command(tmp_path: Path) -> None:
+    """``self_play.enabled=true``: the opponent's seat is the learner's pool; a lake has no such seat (one line)."""
+    from tiny_llm import save_tiny  # torch: only for this test
+
+    save_tiny(tmp_path / "tiny")
+    textgym = str(Path(sys.executable).parent / "textgym")
+    args = ["policy=llm", f"policy.model={tmp_path / 'tiny'}", "policy.trainable_layers=null", "algorithm=ppo",
+            "algorithm.total_updates=2", "algorithm.num_envs=4", "algorithm.num_steps=4", "eval.episodes=4",
+            "logger=none", "self_play.enabled=true", "self_play.snapshot_every=1"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    run = subprocess.run([textgym, "train", "env=nim", *args, "hydra.run.dir=run"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "run" / "self_play").iterdir())[-1] == "update-000002"
+    assert "self-play pool after update 2" in (tmp_path / "run" / "train.log").read_text()
+    lake = subprocess.run([textgym, "train", "env=frozenlake", *args, "hydra.run.dir=lake"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert lake.returncode == 2 and "opponent" in lake.stderr.strip().splitlines()[-2]

@@ -18,6 +18,7 @@ from textgym.algorithms.base import Interrupted
 from textgym.algorithms.callbacks import EvalHistory, LogMetrics, LogProgress, LogTranscripts, ProgressBar, interactive
 from textgym.algorithms.evaluation import EVAL_SEED_OFFSET, evaluate, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
+from textgym.algorithms.self_play import OpponentPool, SelfPlay, SelfPlayConfig
 from textgym.factory import make_algorithm, make_env, make_policy, store_schemas
 from textgym.loggers import NullLogger, make_logger
 from textgym.plots import LogValueCalibration, plot_learning_curve
@@ -53,11 +54,18 @@ def train(cfg: DictConfig) -> float:
         main_process = _check_processes(hc.overrides.hydra)
         eval_episodes, eval_num_envs = check_eval(cfg.eval)
         reward = check_reward(cfg.reward)
-        env_fn = partial(make_env, cfg.env, reward)
+        env_fn = partial(make_env, cfg.env, reward)  # the final evaluation's: against the env's own opponent
         env_fn().close()  # the env's id and kwargs are sound
         algorithm = make_algorithm(cfg.algorithm, seed=cfg.seed, checkpoint_dir=out / "checkpoints", resume=resume)
         policy = make_policy(cfg.policy)
         algorithm.check_policy(policy)
+        train_env_fn, self_play = env_fn, []
+        if cfg.self_play.enabled:
+            pool = OpponentPool(SelfPlayConfig(**{k: v for k, v in cfg.self_play.items() if k != "enabled"}), seed=cfg.seed)
+            train_env_fn = partial(make_env, cfg.env, reward, opponent=pool)
+            train_env_fn().close()  # a TypeError naming 'opponent' unless the env has an opponent's seat
+            self_play = [SelfPlay(pool, policy, out / "self_play")]
+            self_play[0].snapshot(0)  # the opponent's seat is filled before the algorithm probes its envs
 
     multirun = hc.mode == RunMode.MULTIRUN
     job = OmegaConf.select(hc, "job.num", default=None)
@@ -77,9 +85,9 @@ def train(cfg: DictConfig) -> float:
     try:
         history = EvalHistory()
         progress = ProgressBar() if interactive() else LogProgress()
-        callbacks = [progress, LogMetrics(logger), LogTranscripts(logger), LogValueCalibration(logger), history]
+        callbacks = [progress, LogMetrics(logger), LogTranscripts(logger), LogValueCalibration(logger), history, *self_play]
         try:
-            algorithm.learn(env_fn, policy, callbacks)
+            algorithm.learn(train_env_fn, policy, callbacks)
         except Interrupted as stop:
             log.warning("%s", stop)
             print(f"textgym train: {stop}", file=sys.stderr)  # noqa: T201 - the one line a killed job leaves
