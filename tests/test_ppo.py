@@ -118,6 +118,8 @@ def test_cli_trains_on_guess_number_and_logs_to_wandb(tmp_path: Path) -> None:
     for key in [b"train/clip_fraction", b"train/value_loss", b"train/entropy", b"time/tokens_per_second",
                 b"rollout/transcripts", b"final/success_rate"]:
         assert key in data, key
+    log = (out / "train.log").read_text()  # off a terminal, a line per update
+    assert "update 1: " in log and "update 2: " in log and "policy_loss" in log
 
 
 def test_config_errors_give_the_reason() -> None:

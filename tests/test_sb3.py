@@ -145,3 +145,4 @@ def test_textgym_train(tmp_path: Path, env: str, algorithm: str, budget: list[st
     for key in [b"train/loss", b"rollout/ep_rew_mean", b"eval/success_rate", b"final/success_rate"]:  # SB3's and ours
         assert key in data
     assert np.isfinite(results["metrics"]["success_rate"])
+    assert "ep_rew_mean" in (out / "train.log").read_text()  # off a terminal, a line per SB3 log interval
