@@ -10,7 +10,7 @@ subprocesses so that peaks do not mix (each reads its own ``ru_maxrss``):
   PPO's losses, clipping and optimizer steps;
 * ``bare``: the plain transformers model (no adapters, caches or value head), every weight trainable, forward +
   backward of the same token sequences (instructions prefix, prompt and each candidate packed after it, as one
-  causal sequence per distinct state) in batches of the update's token budget, ``update_epochs`` times.
+  causal sequence per distinct state) in batches of ``--bare-tokens`` (1024), ``update_epochs`` times.
 
 Goals: every peak within 8 GB; the update's time at most 1.5x the forward + backward of the same tokens
 (``update/floor``; ``update/bare`` shows what the caches and the layer split save over the plain model).
@@ -174,6 +174,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=ENVS)
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides, e.g. policy.model=<dir>")
+    parser.add_argument("--bare-tokens", type=int, default=1024,
+                        help="most tokens per batch of the plain model (at the update's 4096 it passed 10.9 GB)")
     parser.add_argument("--measure", choices=["rollout", "update", "floor", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--env", help=argparse.SUPPRESS)
     parser.add_argument("--turns", type=Path, help=argparse.SUPPRESS)
@@ -200,9 +202,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             turns = Path(scratch) / "turns.pt"
             r = measure("rollout", env, args.override, turns)
+            print(f"  {env} rollout: {json.dumps(r)}", flush=True)
             u = measure("update", env, args.override, turns)
+            print(f"  {env} update: {json.dumps(u)}", flush=True)
             f = measure("floor", env, args.override, turns)
-            b = measure("bare", env, args.override, turns, u["token_budget"])
+            print(f"  {env} floor: {json.dumps(f)}", flush=True)
+            b = measure("bare", env, args.override, turns, args.bare_tokens)
         print(f"{env:18} {r['turns']:5d} {r['distinct']:6d} {r['peak'] / GB:10.2f} {u['peak'] / GB:9.2f} "
               f"{u['estimate'] / GB:7.2f} {b['peak'] / GB:7.2f} {u['token_budget']:6d} {u['micro_batches']:5.1f} "
               f"{r['seconds']:9.1f} {u['seconds']:8.1f} {f['seconds']:7.1f} {b['seconds']:7.1f} "
