@@ -136,7 +136,8 @@ def floor(env: str, overrides: list[str], turns: Path) -> dict:
 def ppo_estimate(policy, ppo, env_fn) -> int:
     from textgym.algorithms.ppo_memory import estimate_memory, probe_prompts
 
-    return estimate_memory(policy, probe_prompts(env_fn, policy), ppo.token_budget, ppo.accelerator.device).peak
+    sizes = probe_prompts(env_fn, policy)
+    return estimate_memory(policy, sizes, ppo.token_budget, ppo.accelerator.device, ppo.config).peak
 
 
 def bare(env: str, overrides: list[str], turns: Path, token_budget: int) -> dict:
