@@ -104,10 +104,10 @@ def estimate_memory(
     """The peak of a PPO run whose update micro-batches hold ``token_budget`` tokens (see the module docstring);
     given the PPO ``config``, no micro-batch holds more than an update's turns, nor a rollout pass more than its
     envs' states."""
-    config = policy.lm.config
-    hidden, inner, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
-    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
-    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    shapes = policy.lm.config
+    hidden, inner, vocab = shapes.hidden_size, shapes.intermediate_size, shapes.vocab_size
+    heads, kv_heads = shapes.num_attention_heads, shapes.num_key_value_heads
+    head_dim = getattr(shapes, "head_dim", None) or hidden // heads
     width = 4 if policy.config.dtype == "float32" else 2
     top = len(policy.network.top)
     # tokens of a micro-batch: at least one whole unit; rows of it: how many units of the longest kind fit
