@@ -98,16 +98,22 @@ class MemoryEstimate:
         return f"estimated peak {self.peak / GB:.2f} GB ({parts}) of {self.available / GB:.2f} GB available"
 
 
-def estimate_memory(policy: LLMPolicy, sizes: PromptSizes, token_budget: int, device: torch.device) -> MemoryEstimate:
-    """The peak of a PPO run whose update micro-batches hold ``token_budget`` tokens (see the module docstring)."""
-    config = policy.lm.config
-    hidden, inner, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
-    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
-    head_dim = getattr(config, "head_dim", None) or hidden // heads
+def estimate_memory(
+    policy: LLMPolicy, sizes: PromptSizes, token_budget: int, device: torch.device, config: PPOConfig | None = None
+) -> MemoryEstimate:
+    """The peak of a PPO run whose update micro-batches hold ``token_budget`` tokens (see the module docstring);
+    given the PPO ``config``, no micro-batch holds more than an update's turns, nor a rollout pass more than its
+    envs' states."""
+    shapes = policy.lm.config
+    hidden, inner, vocab = shapes.hidden_size, shapes.intermediate_size, shapes.vocab_size
+    heads, kv_heads = shapes.num_attention_heads, shapes.num_key_value_heads
+    head_dim = getattr(shapes, "head_dim", None) or hidden // heads
     width = 4 if policy.config.dtype == "float32" else 2
     top = len(policy.network.top)
     # tokens of a micro-batch: at least one whole unit; rows of it: how many units of the longest kind fit
     tokens = max(token_budget, sizes.row)
+    if config is not None:
+        tokens = min(tokens, config.batch_size * sizes.row)
     rows = max(1, tokens // max(1, sizes.row))
     reads = rows * sizes.reads
     # per token and trainable layer, what autograd keeps: norms, q/k/v/o and the residual stream (about ten
@@ -118,6 +124,8 @@ def estimate_memory(policy: LLMPolicy, sizes: PromptSizes, token_budget: int, de
     head = 3 * vocab * 4  # logits, their float log-softmax and its gradient, per read position
     update = top * (tokens * per_token + rows * per_prefix_row) + reads * head
     batch_tokens = max(policy.config.batch_tokens, sizes.row)
+    if config is not None:
+        batch_tokens = min(batch_tokens, config.num_envs * sizes.row)
     batch_rows = max(1, min(policy.config.batch_size, batch_tokens // max(1, sizes.row)))
     rollout = (3 * batch_tokens * (hidden + inner) * width + batch_rows * per_prefix_row
                + 2 * batch_rows * sizes.reads * vocab * 4)
@@ -181,10 +189,10 @@ def plan_memory(policy: LLMPolicy, config: PPOConfig, env_fn: Callable[[], gym.E
     """
     sizes = probe_prompts(env_fn, policy)
     budget = config.token_budget or MAX_AUTO_BUDGET
-    estimate = estimate_memory(policy, sizes, budget, device)
+    estimate = estimate_memory(policy, sizes, budget, device, config)
     while config.token_budget is None and budget > sizes.row and estimate.peak > AUTO_SHARE * estimate.available:
         budget = max(sizes.row, budget // 2)
-        estimate = estimate_memory(policy, sizes, budget, device)
+        estimate = estimate_memory(policy, sizes, budget, device, config)
     if estimate.peak > estimate.available:
         largest = max(("caches", "update", "rollout", "optimizer", "process"), key=lambda part: getattr(estimate, part))
         raise MemoryError(f"the run will not fit: {estimate.describe()}; the largest part is {largest}: lower "

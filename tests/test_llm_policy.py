@@ -68,15 +68,17 @@ def test_single_token_actions_match_plain_forward(tokenizer, trainable_layers) -
             assert logprob == pytest.approx(float(expected), abs=1e-5)
 
 
-@pytest.mark.parametrize(("normalisation", "dtype", "tolerance"), [
-    ("sum", torch.float64, 1e-10), ("mean", torch.float64, 1e-10),
-    # in fp32 the plain forward itself is ~5e-5 off its fp64 value here (the tiny model's logits are large)
-    ("sum", torch.float32, 1e-4),
+@pytest.mark.parametrize(("normalisation", "dtype", "tolerance", "attention"), [
+    ("sum", torch.float64, 1e-10, "sdpa"), ("mean", torch.float64, 1e-10, "sdpa"),
+    # in fp32 the plain forward itself is ~5e-5 off its fp64 value here (the tiny model's logits are large);
+    # eager attention takes its softmax in fp32 even in an fp64 model
+    ("sum", torch.float32, 1e-4, "sdpa"), ("sum", torch.float32, 1e-4, "eager"),
 ])
-def test_multi_token_actions_match_plain_forward(tokenizer, normalisation, dtype, tolerance) -> None:
+def test_multi_token_actions_match_plain_forward(tokenizer, normalisation, dtype, tolerance, attention) -> None:
     """The candidates packed after one copy of their prompt score as K separate forwards of prompt + candidate."""
     policy = make_policy(tokenizer, normalisation=normalisation)
     policy.network.to(dtype)
+    policy.lm.config._attn_implementation = attention  # the packed rows' mask in both forms
     env_fn = partial(gym.make, "textgym/GuessNumber-v0", low=90, high=120)  # multi-token numbers
     observations, infos = states(env_fn, steps=0)
     prompt = policy.history.prompts(observations, infos)[0]

@@ -88,19 +88,20 @@ def test_memory_plan_grows_with_the_budget_and_fails_naming_the_setting(monkeypa
     with pytest.raises(MemoryError, match="policy.lower_cache_mb"):
         plan_memory(policy, PPOConfig(cpu=True), guess_number, torch.device("cpu"))
     with pytest.raises(MemoryError, match="algorithm.token_budget"):
-        plan_memory(policy, PPOConfig(cpu=True, token_budget=10**8), guess_number, torch.device("cpu"))
+        plan_memory(policy, PPOConfig(cpu=True, num_envs=512, num_steps=64, token_budget=10**8), guess_number,
+                    torch.device("cpu"))
 
 
 def test_cli_fails_in_one_line_before_training_when_the_run_cannot_fit(tmp_path: Path) -> None:
     save_tiny(tmp_path / "tiny")
     run = subprocess.run(
         ["textgym", "train", "env=guess_number", "policy=llm", "policy.model=tiny", "algorithm=ppo",
-         "algorithm.num_envs=2", "algorithm.num_steps=2", "algorithm.token_budget=100000000000", "logger=none",
+         "algorithm.num_envs=2", "algorithm.num_steps=2", "policy.lower_cache_mb=100000000", "logger=none",
          "hydra.run.dir=run"],
         cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, capture_output=True,
         text=True, timeout=300, check=False,
     )
     assert run.returncode != 0
     [line] = [line for line in run.stderr.splitlines() if line.startswith("MemoryError: the run will not fit")]
-    assert "lower algorithm.token_budget" in line
+    assert "lower policy.lower_cache_mb" in line
     assert not (tmp_path / "run" / "checkpoints").exists()
