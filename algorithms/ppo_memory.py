@@ -28,6 +28,7 @@ from textgym.policies.llm_prompts import History
 log = logging.getLogger(__name__)
 
 GB = 1024**3
+"""Bytes in a GiB (the unit of the messages)."""
 MAX_AUTO_BUDGET = 4096
 """The automatic token budget's ceiling: larger micro-batches buy no speed on a CPU."""
 AUTO_SHARE = 0.5
@@ -95,7 +96,7 @@ class MemoryEstimate:
     def describe(self) -> str:
         parts = ", ".join(f"{name} {getattr(self, name) / GB:.2f}"
                           for name in ("process", "caches", "optimizer", "rollout", "update"))
-        return f"estimated peak {self.peak / GB:.2f} GB ({parts}) of {self.available / GB:.2f} GB available"
+        return f"estimated peak {self.peak / GB:.2f} GiB ({parts}) of {self.available / GB:.2f} GiB available"
 
 
 def estimate_memory(

@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides, e.g. policy.model=<dir>")
     parser.add_argument("--bare-tokens", type=int, default=1024,
                         help="most tokens per batch of the plain model (at the update's 4096 it passed 10.9 GB)")
+    parser.add_argument("--no-bare", action="store_true", help="skip the plain model (the slowest measurement)")
     parser.add_argument("--measure", choices=["rollout", "update", "floor", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--env", help=argparse.SUPPRESS)
     parser.add_argument("--turns", type=Path, help=argparse.SUPPRESS)
@@ -208,7 +209,8 @@ def main() -> None:
             print(f"  {env} update: {json.dumps(u)}", flush=True)
             f = measure("floor", env, args.override, turns)
             print(f"  {env} floor: {json.dumps(f)}", flush=True)
-            b = measure("bare", env, args.override, turns, args.bare_tokens)
+            b = {"peak": float("nan"), "seconds": float("nan")} if args.no_bare else measure(
+                "bare", env, args.override, turns, args.bare_tokens)
         print(f"{env:18} {r['turns']:5d} {r['distinct']:6d} {r['peak'] / GB:10.2f} {u['peak'] / GB:9.2f} "
               f"{u['estimate'] / GB:7.2f} {b['peak'] / GB:7.2f} {u['token_budget']:6d} {u['micro_batches']:5.1f} "
               f"{r['seconds']:9.1f} {u['seconds']:8.1f} {f['seconds']:7.1f} {b['seconds']:7.1f} "
