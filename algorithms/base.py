@@ -265,6 +265,12 @@ class Algorithm(ABC, Generic[ConfigT, PolicyT]):
         self.ctx.last_eval = metrics | self._eval_extras(player)
         self.callback.on_eval(self.ctx)
 
+    def env_id(self) -> str | None:
+        """The registered id of the env the run trains on (None for an env made without ``gym.make``)."""
+        env = self.env_fn()
+        env.close()
+        return env.spec.id if env.spec is not None else None
+
     def closing(self, resource: Any) -> Any:
         """Register an env (anything with ``close()``) to close when the run ends, however it ends."""
         self._closing.append(resource)

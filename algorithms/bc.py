@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from textgym.algorithms.base import Algorithm
 from textgym.algorithms.bc_config import BCConfig
 from textgym.algorithms.ppo import micro_batches
-from textgym.algorithms.trajectories import load_trajectories, select
+from textgym.algorithms.trajectories import imitation_turns
 from textgym.policies.llm import Choice, LLMPolicy
 from textgym.policies.llm_config import ActionMode
 from textgym.policies.llm_prompts import History, Prompt
@@ -76,15 +76,7 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
 
     def _setup(self) -> None:
         cfg, policy = self.config, self.policy
-        dataset, metadata = load_trajectories(cfg.dataset)
-        env = self.env_fn()
-        if metadata.get("env_id") not in (None, env.spec.id if env.spec else None):
-            log.warning("the dataset was recorded on %s, the run's env is %s", metadata["env_id"], env.spec.id)
-        env.close()
-        turns = select(dataset, cfg.keep)
-        if len(turns) == 0:
-            raise ValueError(f"keep={cfg.keep.value} leaves no episode of {cfg.dataset}: collect more episodes, "
-                             "or keep=all / keep=best")
+        turns = imitation_turns(cfg.dataset, cfg.keep, self.env_id())
         examples = recorded_turns(turns, policy.config.history)
         self.prompts = [prompt for prompt, _ in examples]
         self.choices = [choice_of(policy, prompt, action) for prompt, action in examples]

@@ -18,7 +18,7 @@ from datasets import Dataset
 
 from textgym.algorithms.bc import recorded_turns
 from textgym.algorithms.sft_config import SFTConfig
-from textgym.algorithms.trajectories import load_trajectories, select
+from textgym.algorithms.trajectories import imitation_turns
 from textgym.algorithms.trl_base import TRLAlgorithm
 from textgym.policies.llm_prompts import ChatFormat
 
@@ -40,15 +40,7 @@ class SFT(TRLAlgorithm[SFTConfig]):
 
     def _setup(self) -> None:
         cfg, policy = self.config, self.policy
-        dataset, metadata = load_trajectories(cfg.dataset)
-        env = self.env_fn()
-        if metadata.get("env_id") not in (None, env.spec.id if env.spec else None):
-            log.warning("the dataset was recorded on %s, the run's env is %s", metadata["env_id"], env.spec.id)
-        env.close()
-        turns = select(dataset, cfg.keep)
-        if len(turns) == 0:
-            raise ValueError(f"keep={cfg.keep.value} leaves no episode of {cfg.dataset}: collect more episodes, "
-                             "or keep=all / keep=best")
+        turns = imitation_turns(cfg.dataset, cfg.keep, self.env_id())
         examples = sft_examples(turns, ChatFormat(policy.tokenizer), policy.config.history)
         log.info("SFT on %d turns of %d episodes", len(examples), len(set(turns["episode"])))
         self.steps = math.ceil(cfg.epochs * math.ceil(len(examples) / cfg.batch_size))

@@ -11,6 +11,7 @@ metadata (env id, seed, config); :func:`load_trajectories` reads both back.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from datasets import Dataset, DatasetInfo, load_from_disk
 from textgym.algorithms.evaluation import Episode
 from textgym.algorithms.sft_config import Keep
 from textgym.policies.llm_prompts import History
+
+log = logging.getLogger(__name__)
 
 
 def _plain(value: Any) -> Any:
@@ -87,3 +90,17 @@ def select(dataset: Dataset, keep: Keep) -> Dataset:
             best[key] = (value, episode)
     chosen = {episode for _, episode in best.values()}
     return dataset.filter(lambda episode: episode in chosen, input_columns="episode")
+
+
+def imitation_turns(directory: str | Path, keep: Keep, env_id: str | None) -> Dataset:
+    """The turns that imitation learns from: the dataset's episodes that ``keep`` selects.
+
+    Warns when the dataset was recorded on another env than ``env_id``; a ValueError when none is left.
+    """
+    dataset, metadata = load_trajectories(directory)
+    if metadata.get("env_id") not in (None, env_id):
+        log.warning("the dataset was recorded on %s, the run's env is %s", metadata["env_id"], env_id)
+    turns = select(dataset, keep)
+    if len(turns) == 0:
+        raise ValueError(f"keep={keep.value} leaves no episode of {directory}: collect more episodes, or keep=all / keep=best")
+    return turns

@@ -82,6 +82,9 @@ def import_from_working_directory() -> None:
 
 
 def main() -> None:
+    # torch's OpenMP threads spin while they wait; on a shared or oversubscribed machine (a sweep's parallel
+    # jobs, a busy 2-core box) that cost 11x the wall time of an LLM env step. Set before torch is imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import_from_working_directory()
     command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "train":
