@@ -1,4 +1,4 @@
-"""Run one learning recipe (``conf/experiment/<name>.yaml``) end to end through the installed ``textgym`` command.
+"""Run a learning recipe (``conf/experiment/<name>.yaml``) end to end through the installed ``textgym``.
 
 Where the recipe names a ``warm_start``: ``textgym collect`` records oracle episodes, ``algorithm=bc`` clones
 them through the policy's own scoring, and PPO (``textgym train +experiment=<name>``) starts from the clone
@@ -43,8 +43,8 @@ def recipe(name: str) -> DictConfig:
     """The raw ``conf/experiment/<name>.yaml`` of the installed package (not composed)."""
     path = files("textgym.conf") / "experiment" / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.name.removesuffix(".yaml") for p in (files("textgym.conf") / "experiment").iterdir()
-                       if p.name.endswith(".yaml"))
+        shipped = (files("textgym.conf") / "experiment").iterdir()
+        known = sorted(p.name.removesuffix(".yaml") for p in shipped if p.name.endswith(".yaml"))
         raise SystemExit(f"learn_suite: no recipe {name!r}; the recipes are {', '.join(known)}")
     return OmegaConf.create(path.read_text())
 
@@ -108,8 +108,8 @@ def textgym(stage: str, args: list[str], out: Path) -> None:
     log = out / f"{stage}.log"
     print(f"[{stage}] textgym {' '.join(args)}", flush=True)
     with log.open("w") as stream:
-        code = subprocess.run(["textgym", *args], stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              check=False).returncode
+        code = subprocess.run(["textgym", *args], stdout=stream, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, check=False).returncode
     if code:
         print(log.read_text()[-3000:], file=sys.stderr)
         raise SystemExit(f"learn_suite: {stage} failed (exit status {code}); its output is in {log}")
@@ -120,11 +120,28 @@ def results(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "results.json").read_text())["metrics"]
 
 
+def warm_start(
+    config: DictConfig, warm: DictConfig, seed: int, stages: dict[str, list[str]], out: Path
+) -> Path:
+    """Collect the oracle's episodes, clone them (``algorithm=bc``) on the recipe's task; the BC run's dir."""
+    task = [f"env={env_choice(config)}", *dotlist(config.get("env"), "env"),
+            *dotlist(config.get("reward"), "reward")]
+    collect = [f"{key}={value_text(value)}" for key, value in warm.collect.items()]
+    textgym("collect", ["collect", *task, "policy=oracle", f"seed={seed}", *collect, f"output={out / 'data'}",
+                        f"hydra.run.dir={out / 'collect'}", *stages["collect"]], out)
+    bc = ["train", *task, "algorithm=bc", *dotlist(config.get("policy"), "policy"), f"seed={seed}",
+          *dotlist(warm.bc, "algorithm"), f"algorithm.dataset={out / 'data'}",
+          f"eval.episodes={warm.eval_episodes}", f"hydra.run.dir={out / 'bc'}", *stages["bc"]]
+    textgym("bc", bc, out)
+    print(f"[bc] success {results(out / 'bc')['success_rate']:.2f} of the clone", flush=True)
+    return out / "bc"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="a recipe in conf/experiment/ (lake, guess32, ...)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="where the stages write (default runs/learn_suite/<name>-seed<S>)")
+    parser.add_argument("--out", type=Path, help="the stages' dir (default runs/learn_suite/<name>-seed<S>)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a Hydra override, routed to the stages that have its key (repeatable)")
     args = parser.parse_args()
@@ -135,31 +152,22 @@ def main() -> None:
     stages = route(args.override)
     out = (args.out or Path("runs") / "learn_suite" / f"{args.name}-seed{args.seed}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    seed = f"seed={args.seed}"
     start = time.perf_counter()
 
-    ppo = ["train", f"+experiment={args.name}", seed, f"hydra.run.dir={out / 'ppo'}"]
+    ppo = ["train", f"+experiment={args.name}", f"seed={args.seed}", f"hydra.run.dir={out / 'ppo'}"]
     if (warm := config.get("warm_start")) is not None:
-        task = [f"env={env_choice(config)}", *dotlist(config.get("env"), "env"), *dotlist(config.get("reward"), "reward")]
-        textgym("collect", ["collect", *task, "policy=oracle", seed,
-                            *(f"{k}={value_text(v)}" for k, v in warm.collect.items()),
-                            f"output={out / 'data'}", f"hydra.run.dir={out / 'collect'}", *stages["collect"]], out)
-        bc = ["train", *task, "algorithm=bc", *dotlist(config.get("policy"), "policy"), seed,
-              *dotlist(warm.bc, "algorithm"), f"algorithm.dataset={out / 'data'}", f"eval.episodes={warm.eval_episodes}",
-              f"hydra.run.dir={out / 'bc'}", *stages["bc"]]
-        textgym("bc", bc, out)
-        print(f"[bc] success {results(out / 'bc')['success_rate']:.2f} over {warm.eval_episodes} episodes", flush=True)
-        ppo.append(f"policy.init_from={out / 'bc'}")
+        ppo.append(f"policy.init_from={warm_start(config, warm, args.seed, stages, out)}")
     textgym("ppo", [*ppo, *stages["ppo"]], out)
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_minutes, wall_minutes = (usage.ru_utime + usage.ru_stime) / 60, (time.perf_counter() - start) / 60
     metrics = results(out / "ppo")
     violations = f"{metrics['violation_rate']:.2f}" if "violation_rate" in metrics else "n/a"
-    print(f"[ppo] mean length {metrics['mean_length']:.2f}, invalid-action rate {metrics['invalid_action_rate']:.3f}, "
-          f"{metrics['episodes']:.0f} evaluation episodes; runs in {out}")
-    print(f"{args.name} seed {args.seed}: success {metrics['success_rate']:.2f} (target {config.recipe.target}), "
-          f"violations {violations}, {cpu_minutes:.1f} CPU-minutes ({wall_minutes:.1f} wall)")
+    print(f"[ppo] mean length {metrics['mean_length']:.2f}, invalid-action rate "
+          f"{metrics['invalid_action_rate']:.3f} over {metrics['episodes']:.0f} evaluation episodes ({out})")
+    success, target = f"{metrics['success_rate']:.2f}", config.recipe.target
+    print(f"{args.name} seed {args.seed}: success {success} (target {target}), violations {violations}, "
+          f"{cpu_minutes:.1f} CPU-minutes ({wall_minutes:.1f} wall)")
 
 
 if __name__ == "__main__":

@@ -48,13 +48,15 @@ def test_every_recipe_composes_with_its_env(name: str, tmp_path: Path) -> None:
 
 def test_recipes_set_the_tasks_the_targets_name(tmp_path: Path) -> None:
     def composed(name: str) -> dict:
-        return yaml.safe_load(run(["textgym", "train", f"+experiment={name}", "--cfg", "job"], tmp_path).stdout)
+        job = run(["textgym", "train", f"+experiment={name}", "--cfg", "job"], tmp_path)
+        return yaml.safe_load(job.stdout)
 
     lake, slippery, guess = composed("lake"), composed("lake_slippery"), composed("guess32")
     assert lake["env"]["kwargs"]["is_slippery"] is False and lake["env"]["kwargs"]["map_name"] == "4x4"
     assert slippery["env"]["kwargs"]["is_slippery"] is True and slippery["env"]["max_episode_steps"] == 100
     assert slippery["reward"]["bump"] == 0.0  # on ice the safest route walks into edges: no cost for it
-    assert (guess["env"]["kwargs"]["low"], guess["env"]["kwargs"]["high"], guess["env"]["kwargs"]["max_guesses"]) == (1, 32, 5)
+    numbers = guess["env"]["kwargs"]
+    assert (numbers["low"], numbers["high"], numbers["max_guesses"]) == (1, 32, 5)
     assert composed("blocks4")["env"]["kwargs"]["num_blocks"] == 4
     assert composed("customer_service")["recipe"]["max_violation_rate"] <= 0.05
 
@@ -66,7 +68,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def suite(name: str, tiny: Path, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
     small = [f"policy.model={tiny}", "logger=none", "algorithm.total_updates=1", "algorithm.num_envs=4",
-             "algorithm.num_steps=4", "algorithm.checkpoint_every=0", "eval.episodes=8", "eval.num_envs=4", *overrides]
+             "algorithm.num_steps=4", "algorithm.checkpoint_every=0", "eval.episodes=8", "eval.num_envs=4",
+             *overrides]
     args = [sys.executable, str(SUITE), name, "--seed", "3", "--out", "runs"]
     return run([*args, *(a for item in small for a in ("--override", item))], cwd, timeout=600)
 
