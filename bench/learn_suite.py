@@ -1,0 +1,174 @@
+"""Run a learning recipe (``conf/experiment/<name>.yaml``) end to end through the installed ``textgym``.
+
+Where the recipe names a ``warm_start``: ``textgym collect`` records oracle episodes, ``algorithm=bc`` clones
+them through the policy's own scoring, and PPO (``textgym train +experiment=<name>``) starts from the clone
+(``policy.init_from``); otherwise PPO runs alone. Success is the final evaluation's ``success_rate`` in PPO's
+``results.json``: the env's own success flag, which no reward shaping touches. The last line is
+
+    <name> seed S: success X.XX (target T), violations V.VV, N CPU-minutes (M wall)
+
+with the violation rate where the env reports one (``n/a`` otherwise) and the CPU time of every child
+process together (``RUSAGE_CHILDREN``), wall-clock minutes in brackets.
+
+    python bench/learn_suite.py lake --seed 0
+    python bench/learn_suite.py guess32 --seed 1 --override logger=none
+    python bench/learn_suite.py lake --override policy.model=<dir> --override algorithm.total_updates=1
+
+An ``--override`` goes to every stage that has its key: ``env.*`` and ``reward.*`` to all three,
+``policy.*``, ``eval.*`` and ``logger`` to BC and PPO, ``warm_start.collect.K`` to collect as ``K``,
+``warm_start.bc.K`` to BC as ``algorithm.K``, anything else (``algorithm.*``) to PPO only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+SHARED = ("env.", "reward.")
+"""Override prefixes that every stage gets: the task itself."""
+LEARNER = ("policy.", "eval.", "logger")
+"""Override prefixes that the two training stages (BC, PPO) get."""
+
+
+def recipe(name: str) -> DictConfig:
+    """The raw ``conf/experiment/<name>.yaml`` of the installed package (not composed)."""
+    path = files("textgym.conf") / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        shipped = (files("textgym.conf") / "experiment").iterdir()
+        known = sorted(p.name.removesuffix(".yaml") for p in shipped if p.name.endswith(".yaml"))
+        raise SystemExit(f"learn_suite: no recipe {name!r}; the recipes are {', '.join(known)}")
+    return OmegaConf.create(path.read_text())
+
+
+def env_choice(config: DictConfig) -> str:
+    """The env config group the recipe selects (``override /env: <choice>`` in its defaults)."""
+    for entry in config.get("defaults", []):
+        if isinstance(entry, DictConfig) and "override /env" in entry:
+            return str(entry["override /env"])
+    raise SystemExit("learn_suite: the recipe's defaults must select an env (- override /env: <name>)")
+
+
+def value_text(value: Any) -> str:
+    """A config value as Hydra's override grammar reads it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, (list, ListConfig)):
+        return "[" + ",".join(value_text(v) for v in value) + "]"
+    return str(value)
+
+
+def dotlist(node: DictConfig | None, prefix: str) -> list[str]:
+    """``prefix.key=value`` overrides for every leaf of ``node``."""
+    if node is None:
+        return []
+    out = []
+    for key, value in node.items():
+        if isinstance(value, DictConfig):
+            out += dotlist(value, f"{prefix}.{key}")
+        else:
+            out.append(f"{prefix}.{key}={value_text(value)}")
+    return out
+
+
+def route(overrides: list[str]) -> dict[str, list[str]]:
+    """The ``--override`` items each stage gets (see the module docstring)."""
+    stages: dict[str, list[str]] = {"collect": [], "bc": [], "ppo": []}
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if "=" not in item:
+            raise SystemExit(f"learn_suite: --override {item!r} is not KEY=VALUE")
+        if key.startswith("warm_start.collect."):
+            stages["collect"].append(item.removeprefix("warm_start.collect."))
+        elif key.startswith("warm_start.bc."):
+            stages["bc"].append("algorithm." + item.removeprefix("warm_start.bc."))
+        elif key.startswith(SHARED):
+            for stage in stages.values():
+                stage.append(item)
+        elif key.startswith(LEARNER):
+            stages["bc"].append(item)
+            stages["ppo"].append(item)
+        else:
+            stages["ppo"].append(item)
+    return stages
+
+
+def textgym(stage: str, args: list[str], out: Path) -> None:
+    """Run ``textgym <args>``, its output in ``out/<stage>.log``; on failure print the log's tail and exit."""
+    log = out / f"{stage}.log"
+    print(f"[{stage}] textgym {' '.join(args)}", flush=True)
+    with log.open("w") as stream:
+        code = subprocess.run(["textgym", *args], stdout=stream, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, check=False).returncode
+    if code:
+        print(log.read_text()[-3000:], file=sys.stderr)
+        raise SystemExit(f"learn_suite: {stage} failed (exit status {code}); its output is in {log}")
+
+
+def results(run_dir: Path) -> dict[str, float]:
+    """The final evaluation's metrics of a ``textgym train`` run."""
+    return json.loads((run_dir / "results.json").read_text())["metrics"]
+
+
+def warm_start(
+    config: DictConfig, warm: DictConfig, seed: int, stages: dict[str, list[str]], out: Path
+) -> Path:
+    """Collect the oracle's episodes, clone them (``algorithm=bc``) on the recipe's task; the BC run's dir."""
+    task = [f"env={env_choice(config)}", *dotlist(config.get("env"), "env"),
+            *dotlist(config.get("reward"), "reward")]
+    collect = [f"{key}={value_text(value)}" for key, value in warm.collect.items()]
+    textgym("collect", ["collect", *task, "policy=oracle", f"seed={seed}", *collect, f"output={out / 'data'}",
+                        f"hydra.run.dir={out / 'collect'}", *stages["collect"]], out)
+    bc = ["train", *task, "algorithm=bc", *dotlist(config.get("policy"), "policy"), f"seed={seed}",
+          *dotlist(warm.bc, "algorithm"), f"algorithm.dataset={out / 'data'}",
+          f"eval.episodes={warm.eval_episodes}", f"hydra.run.dir={out / 'bc'}", *stages["bc"]]
+    textgym("bc", bc, out)
+    print(f"[bc] success {results(out / 'bc')['success_rate']:.2f} of the clone", flush=True)
+    return out / "bc"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="a recipe in conf/experiment/ (lake, guess32, ...)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="the stages' dir (default runs/learn_suite/<name>-seed<S>)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override, routed to the stages that have its key (repeatable)")
+    args = parser.parse_args()
+
+    config = recipe(args.name)
+    if "recipe" not in config or "target" not in config.recipe:
+        raise SystemExit(f"learn_suite: {args.name}.yaml has no recipe.target")
+    stages = route(args.override)
+    out = (args.out or Path("runs") / "learn_suite" / f"{args.name}-seed{args.seed}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+
+    ppo = ["train", f"+experiment={args.name}", f"seed={args.seed}", f"hydra.run.dir={out / 'ppo'}"]
+    if (warm := config.get("warm_start")) is not None:
+        ppo.append(f"policy.init_from={warm_start(config, warm, args.seed, stages, out)}")
+    textgym("ppo", [*ppo, *stages["ppo"]], out)
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_minutes, wall_minutes = (usage.ru_utime + usage.ru_stime) / 60, (time.perf_counter() - start) / 60
+    metrics = results(out / "ppo")
+    violations = f"{metrics['violation_rate']:.2f}" if "violation_rate" in metrics else "n/a"
+    print(f"[ppo] mean length {metrics['mean_length']:.2f}, invalid-action rate "
+          f"{metrics['invalid_action_rate']:.3f} over {metrics['episodes']:.0f} evaluation episodes ({out})")
+    success, target = f"{metrics['success_rate']:.2f}", config.recipe.target
+    print(f"{args.name} seed {args.seed}: success {success} (target {target}), violations {violations}, "
+          f"{cpu_minutes:.1f} CPU-minutes ({wall_minutes:.1f} wall)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The learning recipes (``conf/experiment/*.yaml``) compose through the installed command, and
+``bench/learn_suite.py`` runs one end to end (tiny model) and ends with its one-line verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from tiny_llm import save_tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "bench" / "learn_suite.py"
+RECIPES = {  # recipe -> the env id its target is stated for
+    "lake": "textgym/FrozenLake-v0",
+    "lake_slippery": "textgym/FrozenLake-v0",
+    "guess32": "textgym/GuessNumber-v0",
+    "blocks4": "textgym/BlocksWorld-v0",
+    "customer_service": "textgym/CustomerService-v0",
+    "customer_service_hard": "textgym/CustomerServiceHard-v0",
+}
+VERDICT = re.compile(
+    r"^(?P<name>\w+) seed (?P<seed>\d+): success (?P<success>\d\.\d\d) \(target (?P<target>[\d.]+)\), "
+    r"violations (?P<violations>\d\.\d\d|n/a), (?P<cpu>\d+\.\d) CPU-minutes \((?P<wall>\d+\.\d) wall\)$"
+)
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "PYTHONPATH"}
+
+
+def run(args: list[str], cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_composes_with_its_env(name: str, tmp_path: Path) -> None:
+    job = run(["textgym", "train", f"+experiment={name}", "--cfg", "job"], tmp_path)
+    assert job.returncode == 0, job.stderr[-3000:]
+    cfg = yaml.safe_load(job.stdout)
+    assert cfg["env"]["id"] == RECIPES[name]
+    assert cfg["policy"]["model"] and cfg["algorithm"]["total_updates"] >= 1  # policy=llm, algorithm=ppo
+    assert cfg["eval"]["episodes"] >= 200 and 0 < cfg["recipe"]["target"] <= 1
+
+
+def test_recipes_set_the_tasks_the_targets_name(tmp_path: Path) -> None:
+    def composed(name: str) -> dict:
+        job = run(["textgym", "train", f"+experiment={name}", "--cfg", "job"], tmp_path)
+        return yaml.safe_load(job.stdout)
+
+    lake, slippery, guess = composed("lake"), composed("lake_slippery"), composed("guess32")
+    assert lake["env"]["kwargs"]["is_slippery"] is False and lake["env"]["kwargs"]["map_name"] == "4x4"
+    assert slippery["env"]["kwargs"]["is_slippery"] is True and slippery["env"]["max_episode_steps"] == 100
+    assert slippery["reward"]["bump"] == 0.0  # on ice the safest route walks into edges: no cost for it
+    numbers = guess["env"]["kwargs"]
+    assert (numbers["low"], numbers["high"], numbers["max_guesses"]) == (1, 32, 5)
+    assert composed("blocks4")["env"]["kwargs"]["num_blocks"] == 4
+    assert composed("customer_service")["recipe"]["max_violation_rate"] <= 0.05
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny(tmp_path_factory.mktemp("model") / "tiny")
+
+
+def suite(name: str, tiny: Path, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    small = [f"policy.model={tiny}", "logger=none", "algorithm.total_updates=1", "algorithm.num_envs=4",
+             "algorithm.num_steps=4", "algorithm.checkpoint_every=0", "eval.episodes=8", "eval.num_envs=4",
+             *overrides]
+    args = [sys.executable, str(SUITE), name, "--seed", "3", "--out", "runs"]
+    return run([*args, *(a for item in small for a in ("--override", item))], cwd, timeout=600)
+
+
+def test_suite_runs_ppo_alone_and_prints_the_verdict(tiny: Path, tmp_path: Path) -> None:
+    done = suite("lake", tiny, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    match = VERDICT.match(last)
+    assert match, last
+    assert (match["name"], match["seed"], match["target"], match["violations"]) == ("lake", "3", "0.9", "n/a")
+    metrics = json.loads((tmp_path / "runs" / "ppo" / "results.json").read_text())["metrics"]
+    assert match["success"] == f"{metrics['success_rate']:.2f}" and metrics["episodes"] == 8
+    assert float(match["cpu"]) > 0
+    assert not (tmp_path / "runs" / "bc").exists()  # no warm start in this recipe
+    config = yaml.safe_load((tmp_path / "runs" / "ppo" / "config.yaml").read_text())
+    assert config["seed"] == 3 and config["env"]["max_episode_steps"] == 12
+
+
+def test_suite_warm_starts_ppo_from_the_cloned_oracle(tiny: Path, tmp_path: Path) -> None:
+    done = suite("guess32", tiny, tmp_path, "warm_start.collect.episodes=4", "warm_start.bc.epochs=1")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert VERDICT.match(done.stdout.strip().splitlines()[-1]), done.stdout[-1000:]
+    runs = tmp_path / "runs"
+    assert (runs / "bc" / "adapter" / "adapter_model.safetensors").exists()
+    bc = yaml.safe_load((runs / "bc" / "config.yaml").read_text())
+    assert bc["algorithm"]["epochs"] == 1 and bc["algorithm"]["keep"] == "all"
+    assert bc["env"]["kwargs"]["high"] == 32 and bc["reward"]["ruled_out"] == -0.1  # the recipe's task
+    ppo = yaml.safe_load((runs / "ppo" / "config.yaml").read_text())
+    assert ppo["policy"]["init_from"] == str(runs.resolve() / "bc")
+
+
+def test_suite_names_the_recipes_when_one_is_unknown(tmp_path: Path) -> None:
+    done = run([sys.executable, str(SUITE), "lakes"], tmp_path)
+    assert done.returncode != 0 and "no recipe 'lakes'" in done.stderr and "guess32" in done.stderr
