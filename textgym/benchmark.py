@@ -36,7 +36,7 @@ from rich.progress import Progress
 from textgym.algorithms.callbacks import EvalHistory, ProgressBar, progress_display
 from textgym.algorithms.evaluation import EVAL_SEED_OFFSET, Episode, evaluate_tasks, vector_env
 from textgym.algorithms.ground_truth import GroundTruth
-from textgym.factory import load_policy, make_algorithm, make_env, make_policy, store_schemas
+from textgym.factory import BaseModels, load_policy, make_algorithm, make_env, make_policy, store_schemas
 from textgym.leaderboard import Cell, Design, Leaderboard
 from textgym.loggers import LoggerConfig, make_logger
 from textgym.policies.base import Policy
@@ -154,10 +154,15 @@ def store_benchmark_schema() -> None:
 
 
 class Grid:
-    """Runs the cells of a benchmark (envs x policies, each over the seeds) under one progress bar."""
+    """Runs the cells of a benchmark (envs x policies, each over the seeds) under one progress bar.
+
+    LLM policies share their base model across cells (:class:`~textgym.factory.BaseModels`): it is loaded
+    once per run, and each cell's policy brings only its own adapters, value head, generator and caches.
+    """
 
     def __init__(self, cfg: BenchmarkConfig, searchpath: list[str]) -> None:
         self.cfg = cfg
+        self.models = BaseModels()
         self.searchpath = (
             [f"hydra.searchpath=[{','.join(repr(p) for p in searchpath)}]"] if searchpath else []
         )
@@ -255,8 +260,8 @@ class Grid:
         setup = self.cfg.setup.get(cell.policy, PolicySetup())
         if setup.checkpoint is not None:
             directory = Path(setup.checkpoint.format(env=cell.env, seed=seed))
-            return load_policy(run.policy, directory), read_learning_curve(directory)
-        policy = make_policy(run.policy)
+            return load_policy(run.policy, directory, self.models), read_learning_curve(directory)
+        policy = make_policy(run.policy, self.models)
         if setup.algorithm is None:
             return policy, []
         history = EvalHistory()
