@@ -3,6 +3,7 @@ as a freshly loaded policy per cell."""
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from pathlib import Path
 
@@ -91,4 +92,5 @@ def test_benchmark_command_loads_the_model_once(model_dir: Path, checkpoint: Pat
     assert run.returncode == 0, run.stderr
     log = (tmp_path / "bench" / "benchmark.log").read_text()
     assert log.count("loading base model") == 1, log
+    assert len(re.findall(r"(llm|trained) on (frozenlake|guess_number): \d+ steps in [\d.]+ s", log)) == 4, log
     assert "n/a" not in run.stdout and "| llm |" in run.stdout and "| trained |" in run.stdout, run.stdout

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from functools import partial
@@ -105,6 +107,10 @@ class BenchmarkConfig:
     entries: ``+setup.dqn={policy: sb3, algorithm: dqn}``."""
     on_error: OnError = OnError.skip
     """What a cell that fails does: ``skip`` (n/a in the outputs) or ``stop``."""
+    torch_threads: int | None = 1
+    """Torch's CPU threads while the cells run (restored after); None keeps torch's setting. On two busy
+    cores one thread ran SmolLM2's scoring about 7x faster than two (they wait for each other); on a
+    machine of your own, more threads may pay."""
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     """Where the tables and figures go besides the files (the ``logger`` group)."""
 
@@ -120,6 +126,8 @@ class BenchmarkConfig:
             raise ValueError("policies, envs and seeds must each name at least one entry")
         if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ValueError(f"seeds={self.seeds} must be distinct and >= 0: each seed picks its own tasks")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"torch_threads={self.torch_threads} must be >= 1, or null to keep torch's setting")
         for name in ("tasks", "trials", "num_envs", "max_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
@@ -208,12 +216,13 @@ class Grid:
         cfg, envs = self.cfg, self.env_names()
         per_cell = len(cfg.seeds) * cfg.tasks * cfg.trials
         cells: list[Cell] = []
-        with progress_display() as progress:
+        with progress_display() as progress, torch_threads(cfg.torch_threads):
             grid = progress.add_task("[bold]benchmark", total=len(envs) * len(cfg.policies) * per_cell)
             for env in envs:
                 for name in cfg.policies:
                     cell = Cell(name, env)
                     progress.update(grid, description=f"[bold]benchmark[/] {name} on {env}")
+                    started, cpu = time.perf_counter(), time.process_time()
                     try:
                         for seed in cfg.seeds:
                             self.run_seed(cell, seed, progress, lambda _: progress.advance(grid))
@@ -222,6 +231,9 @@ class Grid:
                             raise
                         cell.error = f"{type(error).__name__}: {error}"
                         log.warning("%s on %s failed, shown as n/a: %s", name, env, cell.error, exc_info=True)
+                    steps = sum(e.length for run in cell.episodes.values() for e in run)
+                    log.info("%s on %s: %d steps in %.1f s (%.1f CPU-s)", name, env, steps,
+                             time.perf_counter() - started, time.process_time() - cpu)
                     cells.append(cell)
                     progress.update(grid, completed=len(cells) * per_cell)
         return cells
@@ -268,6 +280,22 @@ class Grid:
         bar = ProgressBar(progress=progress, label=f"train {cell.policy} on {cell.env} (seed {seed})")
         make_algorithm(run.algorithm, seed=seed).learn(env_fn, policy, [history, bar])
         return policy, [(episode, metrics["success_rate"]) for episode, metrics in history.rows]
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Torch's CPU threads set to ``threads`` inside the block (None: left as they are)."""
+    if threads is None:
+        yield
+        return
+    import torch  # only here: a benchmark of classic policies needs no torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def read_learning_curve(directory: Path) -> list[tuple[int, float]]:
