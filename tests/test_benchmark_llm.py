@@ -94,3 +94,20 @@ def test_benchmark_command_loads_the_model_once(model_dir: Path, checkpoint: Pat
     assert log.count("loading base model") == 1, log
     assert len(re.findall(r"(llm|trained) on (frozenlake|guess_number): \d+ steps in [\d.]+ s", log)) == 4, log
     assert "n/a" not in run.stdout and "| llm |" in run.stdout and "| trained |" in run.stdout, run.stdout
+
+
+def test_a_cell_trained_with_ppo_leaves_the_base_clean(model_dir: Path, tmp_path: Path) -> None:
+    """A policy trained on the shared base (a ``setup.<name>.algorithm`` cell) moves its adapters, and the next
+    cell's zero-shot policy still plays as a fresh one."""
+    from textgym.algorithms.ppo import PPO
+    from textgym.algorithms.ppo_config import PPOConfig
+
+    env_id, kwargs = CELLS[0]
+    config = LLMPolicyConfig(model=str(model_dir), trainable_layers=2)
+    models = BaseModels()
+    trained = models.policy(config)
+    before = [p.detach().clone() for p in trained.trainable_parameters()[0]]
+    ppo = PPOConfig(total_updates=1, num_envs=2, num_steps=4, checkpoint_every=0, cpu=True)
+    PPO(ppo, seed=0).learn(partial(gym.make, env_id, **kwargs), trained)
+    assert any(not torch.equal(a, b) for a, b in zip(before, trained.trainable_parameters()[0]))
+    assert play(models.policy(config), env_id, kwargs) == play(LLMPolicy(config), env_id, kwargs)
