@@ -288,7 +288,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    import torch  # only here: a benchmark of classic policies needs no torch
+    import torch  # here, not at import: the CLI parses its config without torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
