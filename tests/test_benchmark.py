@@ -231,7 +231,8 @@ def test_policies_load_from_checkpoints_and_failing_cells_are_skipped(tmp_path: 
 
 
 def test_bad_config_is_one_line_before_any_cell(tmp_path: Path) -> None:
-    for override, named in [("policies=[nope]", "'nope'"), ("envs=[nope]", "'nope'"), ("tasks=0", "tasks=0")]:
+    for override, named in [("policies=[nope]", "'nope'"), ("envs=[nope]", "'nope'"), ("tasks=0", "tasks=0"),
+                             ("torch_threads=0", "torch_threads=0")]:
         run = textgym("benchmark", override, "logger=none", "hydra.run.dir=bench", cwd=tmp_path)
         assert run.returncode != 0 and named in run.stderr, run.stderr
         assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr

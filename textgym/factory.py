@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from hydra.core.config_store import ConfigStore
@@ -23,6 +25,13 @@ from textgym.algorithms.tabular import TabularConfig
 from textgym.loggers import LoggerConfig
 from textgym.policies.base import Policy
 from textgym.policies.llm_config import LLMPolicyConfig
+
+if TYPE_CHECKING:  # torch loads only with a model, so the CLI starts cheaply
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from textgym.policies.llm import LLMPolicy
+
+log = logging.getLogger(__name__)
 
 POLICIES: dict[type, str] = {LLMPolicyConfig: "textgym.policies.llm.LLMPolicy"}
 """Policy config dataclass -> the dotted path of the policy class built as ``Class(config)`` (imported when used)."""
@@ -66,21 +75,87 @@ def make_env(env: DictConfig, reward: Mapping[str, float] | None = None, **kwarg
     )
 
 
-def make_policy(policy: DictConfig) -> Policy:
-    """The policy that the ``policy`` node's schema (see ``POLICIES``) or its ``_target_`` names."""
+class BaseModels:
+    """Base causal LMs loaded once and shared by the LLM policies built one after another (a benchmark's cells).
+
+    Keyed by ``(model, dtype)``. An LLM policy wraps its base in LoRA adapters, which peft injects into the
+    base's modules in place; so a base is lent to one policy at a time, and lending it again first unloads
+    the previous policy's adapters (that policy is then unusable). The next policy thus starts from the
+    pristine base, exactly as from a fresh load, and only its own adapters and value head are new (or read
+    from a checkpoint). Everything else a policy holds per env (history, seeded generator, caches) is its
+    own and goes with it.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, str], tuple[PreTrainedModel, PreTrainedTokenizerBase]] = {}
+        self._wrapped: dict[tuple[str, str], Any] = {}
+        """Per base, the peft model of the policy it is lent to (unloaded at the next lend)."""
+
+    def __len__(self) -> int:
+        """Base models loaded so far."""
+        return len(self._loaded)
+
+    def policy(self, config: LLMPolicyConfig, directory: Path | None = None) -> LLMPolicy:
+        """A fresh policy of ``config`` on the shared base, or the one saved in ``directory`` (``LLMPolicy.load``:
+        its saved config, its adapters and value head) on the base it names."""
+        from textgym.policies.llm import LLMPolicy
+
+        saved = config if directory is None else _saved_llm_config(directory)
+        key = (saved.model, saved.dtype)
+        model, tokenizer = self._lend(*key)
+        try:
+            policy = LLMPolicy(config, model, tokenizer) if directory is None else LLMPolicy.load(directory, model, tokenizer)
+        except Exception:
+            del self._loaded[key]  # adapters may be half-injected into the base: the next policy loads it afresh
+            raise
+        self._wrapped[key] = policy.lm
+        return policy
+
+    def _lend(self, model: str, dtype: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        import torch
+
+        from textgym.models import load_causal_lm
+
+        key = (model, dtype)
+        if key in self._wrapped:
+            self._wrapped.pop(key).unload()  # the base's own modules back in place of the adapters
+        if key not in self._loaded:
+            log.info("loading base model %s (%s), shared by this run's LLM policies", model, dtype)
+            self._loaded[key] = load_causal_lm(model, getattr(torch, dtype))
+        base, tokenizer = self._loaded[key]
+        return base.eval(), tokenizer
+
+
+def _saved_llm_config(directory: Path) -> LLMPolicyConfig:
+    """The config that ``LLMPolicy.save`` wrote in ``directory`` (its ``llm_policy.json``)."""
+    path = Path(directory) / "llm_policy.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} holds no LLM policy (llm_policy.json): give the output dir of a "
+                                "textgym train run with policy=llm, or a PPO checkpoint dir")
+    return LLMPolicyConfig(**json.loads(path.read_text()))
+
+
+def make_policy(policy: DictConfig, models: BaseModels | None = None) -> Policy:
+    """The policy that the ``policy`` node's schema (see ``POLICIES``) or its ``_target_`` names.
+
+    Given ``models``, an LLM policy is built on the base model it shares with the other policies built there.
+    """
     schema = OmegaConf.get_type(policy)
     if schema in POLICIES:
         with naming_errors("policy"):
             config = OmegaConf.to_object(policy)
+        if models is not None and isinstance(config, LLMPolicyConfig):
+            return models.policy(config)
         return get_class(POLICIES[schema])(config)
     return instantiate(policy, _convert_="all")
 
 
-def load_policy(policy: DictConfig, directory: Path) -> Policy:
+def load_policy(policy: DictConfig, directory: Path, models: BaseModels | None = None) -> Policy:
     """A trained policy: ``Class.load(directory)``, the class found as :func:`make_policy` finds it.
 
     The convention every trainable policy follows: ``save(directory)`` writes what it learned, and the
-    classmethod ``load(directory)`` returns the policy (TabularPolicy, SB3Policy, LLMPolicy).
+    classmethod ``load(directory)`` returns the policy (TabularPolicy, SB3Policy, LLMPolicy). Given ``models``,
+    an LLM policy reads only its adapters and value head, onto the base model shared there.
     """
     schema = OmegaConf.get_type(policy)
     cls = get_class(POLICIES[schema] if schema in POLICIES else policy._target_)
@@ -89,6 +164,10 @@ def load_policy(policy: DictConfig, directory: Path) -> Policy:
     if not Path(directory).is_dir():
         raise FileNotFoundError(f"checkpoint directory {directory} does not exist: train one with "
                                 "textgym train (the run's output dir is the checkpoint) or fix the path")
+    if models is not None and schema is LLMPolicyConfig:
+        with naming_errors("policy"):
+            config = OmegaConf.to_object(policy)
+        return models.policy(config, directory)
     if policy.get("trust_checkpoint"):  # the policy config opts in to formats that can run code (SB3's zip)
         return cls.load(directory, trust_checkpoint=True)
     return cls.load(directory)
