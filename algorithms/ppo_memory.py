@@ -132,7 +132,8 @@ def estimate_memory(
                + 2 * batch_rows * sizes.reads * vocab * 4)
     adapters, value_head = policy.trainable_parameters()
     optimizer = 4 * sum(p.numel() * p.element_size() for p in adapters + value_head)  # grads, 2 moments, master
-    caches = int((policy.config.lower_cache_mb + policy.config.prefix_cache_mb + policy.config.token_cache_mb) * MB)
+    caches = int((policy.config.lower_cache_mb + policy.config.prefix_cache_mb + policy.config.token_cache_mb
+                  + policy.config.result_cache_mb) * MB)
     process, available = _process_and_available(policy, device)
     return MemoryEstimate(process, caches, optimizer, rollout, update, available)
 

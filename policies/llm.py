@@ -35,7 +35,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from textgym.models import load_causal_lm
 from textgym.policies.base import Policy
 from textgym.policies.llm_config import ActionMode, LLMPolicyConfig, Normalisation
-from textgym.policies.llm_memory import MB, ByteLRU
+from textgym.policies.llm_memory import MB, ByteLRU, nbytes
 from textgym.policies.llm_network import (
     KV,
     NetworkOutput,
@@ -91,6 +91,20 @@ class Evaluation:
     kl: Tensor | None = None
 
 
+Memo = dict[Query, QueryResult] | ByteLRU[Query, QueryResult]
+"""Results shared across forward calls while the weights stay as they are: a rollout's dict, or :meth:`LLMPolicy.act`'s
+bounded cache."""
+
+
+def _result_bytes(result: QueryResult) -> int:
+    return sum(nbytes(t) for t in (result.logprobs, result.entropy, result.value))
+
+
+def _query_bytes(query: Query) -> int:
+    prompt = query.prompt
+    return nbytes(prompt.text) + nbytes(prompt.instructions) + nbytes(prompt.actions) + nbytes(query.continuations)
+
+
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -133,13 +147,25 @@ class LLMPolicy(Policy):
         self._lower: ByteLRU[Query, Tensor] = ByteLRU(int(config.lower_cache_mb * MB))
         self._tokenized: ByteLRU[str | tuple[str, ...], list | tuple] = ByteLRU(int(config.token_cache_mb * MB))
         """Token ids of texts (by the text) and scored continuations of action sets (by the actions)."""
+        self._acted: ByteLRU[Query, QueryResult] = ByteLRU(int(config.result_cache_mb * MB), _result_bytes, _query_bytes)
+        self._acted_weights: tuple[tuple[int, int], ...] = ()
+        """Where and at which version the trained weights were when ``_acted`` was filled."""
         if config.init_from is not None:
             self.load_weights(config.init_from)
 
     # ---- the Policy interface ---------------------------------------------------------------------
     def act(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]) -> list[str]:
         with torch.no_grad():
-            return self.decide(observations, infos, greedy=self.config.greedy).actions
+            return self.decide(observations, infos, greedy=self.config.greedy, memo=self._acting_memo()).actions
+
+    def _acting_memo(self) -> ByteLRU[Query, QueryResult]:
+        """The results :meth:`act` reuses (an evaluation revisits states, idle slots repeat theirs), emptied as soon
+        as a trained weight changes: an optimizer step or a load bumps its version, a move changes its storage."""
+        weights = tuple((p.data_ptr(), p._version) for group in self.trainable_parameters() for p in group)
+        if weights != self._acted_weights:
+            self._acted.clear()
+            self._acted_weights = weights
+        return self._acted
 
     def save(self, directory: str | Path) -> None:
         """Write the adapters (peft's safetensors), the value head and the config under ``directory``."""
@@ -187,6 +213,7 @@ class LLMPolicy(Policy):
         self.network.to(device)
         self._prefixes.clear()
         self._lower.clear()
+        self._acted.clear()
         return self
 
     def trainable_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -199,7 +226,7 @@ class LLMPolicy(Policy):
         observations: Sequence[str],
         infos: Sequence[Mapping[str, Any]],
         greedy: bool = False,
-        memo: dict[Query, QueryResult] | None = None,
+        memo: Memo | None = None,
         history: History | None = None,
     ) -> Decision:
         """Choose an action per slot (call under ``torch.no_grad()``).
@@ -233,7 +260,7 @@ class LLMPolicy(Policy):
         self,
         prompts: Sequence[Prompt],
         choices: Sequence[Choice],
-        memo: dict[Query, QueryResult] | None = None,
+        memo: Memo | None = None,
         reference_memo: dict[Query, QueryResult] | None = None,
     ) -> Evaluation:
         """Log-probs of ``choices``, entropies and values (with gradients unless under ``no_grad``).
@@ -317,11 +344,12 @@ class LLMPolicy(Policy):
         return text.splitlines()[0].strip() if text else ""
 
     # ---- forward passes -----------------------------------------------------------------------
-    def _results(self, queries: Sequence[Query], memo: dict[Query, QueryResult] | None = None) -> dict[Query, QueryResult]:
+    def _results(self, queries: Sequence[Query], memo: Memo | None = None) -> dict[Query, QueryResult]:
         """The result of each distinct query, batched per instructions prefix; ``memo`` is read and filled."""
-        results: dict[Query, QueryResult] = {} if memo is None else memo
+        distinct = dict.fromkeys(queries)
+        results = {} if memo is None else {q: memo[q] for q in distinct if q in memo}
         todo = defaultdict(list)
-        for query in dict.fromkeys(queries):
+        for query in distinct:
             if query not in results:
                 todo[query.prompt.instructions].append(query)
         for instructions, group in todo.items():
@@ -330,8 +358,11 @@ class LLMPolicy(Policy):
                 x, scoring = self._batch(chunk, [self._lower_states(q, prefix) for q in chunk])
                 out = self.forward_module(prefix, x)
                 self.tokens_forwarded += int((x.segments >= 0).sum())
-                results.update(zip(chunk, self._read(chunk, out, scoring)))
-        return results if memo is None else {q: results[q] for q in queries}
+                for query, result in zip(chunk, self._read(chunk, out, scoring)):
+                    results[query] = result
+                    if memo is not None:
+                        memo[query] = result
+        return results
 
     def _chunks(self, group: list[Query]) -> list[list[Query]]:
         """Forward batches of at most ``batch_size`` rows and ``batch_tokens`` padded tokens (longest rows first)."""

@@ -70,6 +70,9 @@ class LLMPolicyConfig:
     """Megabytes of instructions-prefix KV caches kept (about 46 KB per prefix token on SmolLM2-135M)."""
     token_cache_mb: float = 64.0
     """Megabytes of tokenized texts and action sets kept."""
+    result_cache_mb: float = 64.0
+    """Megabytes of results (per distinct prompt: the action log-probs and the value) that acting reuses while the
+    trained weights stay as they are; a weight change empties it."""
     dtype: str = "float32"
     """Weights' dtype (``float32``, ``bfloat16``); mixed precision during training is the algorithm's setting."""
     seed: int = 0
@@ -91,7 +94,8 @@ class LLMPolicyConfig:
             raise ValueError(f"trainable_layers={self.trainable_layers} must be >= 1, or None for every layer")
         if min(self.max_new_tokens, self.batch_size, self.batch_tokens, self.value_hidden) < 1:
             raise ValueError("max_new_tokens, batch_size, batch_tokens and value_hidden must all be >= 1")
-        if min(self.lower_cache_mb, self.prefix_cache_mb, self.token_cache_mb) < 0:
-            raise ValueError("lower_cache_mb, prefix_cache_mb and token_cache_mb must be >= 0 (0 caches nothing)")
+        if min(self.lower_cache_mb, self.prefix_cache_mb, self.token_cache_mb, self.result_cache_mb) < 0:
+            raise ValueError("lower_cache_mb, prefix_cache_mb, token_cache_mb and result_cache_mb must be >= 0 "
+                             "(0 caches nothing)")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype={self.dtype!r}: use float32, bfloat16 or float16")

@@ -43,11 +43,13 @@ class ByteLRU(Generic[K, V]):
     (False, True, 60)
     """
 
-    def __init__(self, max_bytes: int, size: Callable[[V], int] = nbytes) -> None:
+    def __init__(self, max_bytes: int, size: Callable[[V], int] = nbytes, key_size: Callable[[K], int] | None = None) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes={max_bytes} must be >= 0 (0 caches nothing)")
         self.max_bytes = max_bytes
         self.size = size
+        self.key_size = key_size
+        """Counts the key's bytes too, where the key holds more than the value (e.g. a prompt's text)."""
         self.bytes = 0
         """Bytes held now."""
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
@@ -57,6 +59,15 @@ class ByteLRU(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __getitem__(self, key: K) -> V:
+        if key not in self._entries:
+            raise KeyError(key)
+        self._entries.move_to_end(key)
+        return self._entries[key][0]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self.put(key, value)
 
     def get(self, key: K) -> V | None:
         """The value of ``key`` (now the most recently used), or None."""
@@ -70,7 +81,7 @@ class ByteLRU(Generic[K, V]):
         """Store ``value`` under ``key``, evicting the least recently used entries to stay within budget."""
         if key in self._entries:
             self.bytes -= self._entries.pop(key)[1]
-        size = self.size(value)
+        size = self.size(value) + (0 if self.key_size is None else self.key_size(key))
         if size > self.max_bytes:
             return value
         while self.bytes + size > self.max_bytes:

@@ -58,8 +58,42 @@ def test_the_policy_keeps_each_cache_within_its_budget() -> None:
     tokenizer = tiny_tokenizer()
     budget = 0.2  # MB: a few prompts' frozen-layer outputs (each ~40 KB with its 31 candidates)
     policy = LLMPolicy(LLMPolicyConfig(trainable_layers=1, lower_cache_mb=budget, prefix_cache_mb=budget,
-                                       token_cache_mb=budget, history=2), tiny_model(tokenizer, 3), tokenizer)
+                                       token_cache_mb=budget, result_cache_mb=budget, history=2),
+                       tiny_model(tokenizer, 3), tokenizer)
     evaluate(vector_env(partial(gym.make, "textgym/GuessNumber-v0", low=90, high=120), 4), policy, 8, seed=0)
-    for cache in (policy._lower, policy._prefixes, policy._tokenized):
+    for cache in (policy._lower, policy._prefixes, policy._tokenized, policy._acted):
         assert 0 < cache.bytes <= budget * 1024**2
     assert len(policy._lower) > 1
+
+
+def test_acting_reuses_results_until_a_trained_weight_changes(tmp_path) -> None:
+    import gymnasium as gym
+    from tiny_llm import tiny_model, tiny_tokenizer
+
+    from textgym.policies.llm import LLMPolicy
+    from textgym.policies.llm_config import LLMPolicyConfig
+
+    tokenizer = tiny_tokenizer()
+    policy = LLMPolicy(LLMPolicyConfig(trainable_layers=1, greedy=True), tiny_model(tokenizer, 3), tokenizer)
+    env = gym.make("textgym/GuessNumber-v0", low=1, high=20)
+    observation, info = env.reset(seed=0)
+
+    def forwarded_by_acting() -> int:
+        before = policy.tokens_forwarded
+        policy.act([observation, observation], [info, info])
+        return policy.tokens_forwarded - before
+
+    assert forwarded_by_acting() > 0
+    assert forwarded_by_acting() == 0  # the same state again: its result is reused
+    policy.save(tmp_path / "saved")
+    adapter = next(p for p in policy.trainable_parameters()[0])
+    with torch.no_grad():
+        adapter.add_(0.5)  # what an optimizer step does: in place
+    assert forwarded_by_acting() > 0
+    policy.load_weights(tmp_path / "saved")
+    assert forwarded_by_acting() > 0
+    with torch.no_grad():
+        policy.network.value_head.net[-1].bias.fill_(3.0)
+    assert forwarded_by_acting() > 0
+    fresh = policy.decide([observation], [info], greedy=True).values
+    assert torch.allclose(policy.decide([observation], [info], greedy=True, memo=policy._acting_memo()).values, fresh)
