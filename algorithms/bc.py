@@ -14,11 +14,11 @@ batch's before one clipped AdamW step.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from safetensors.torch import load_file, save_file
 
 from textgym.algorithms.base import Algorithm
 from textgym.algorithms.bc_config import BCConfig
@@ -61,18 +61,22 @@ def cloning_losses(policy: LLMPolicy, prompts: list[Prompt], choices: list[Choic
 
 
 class BC(Algorithm[BCConfig, LLMPolicy]):
-    """Clones the actions of a ``textgym collect`` dataset into an LLM policy's adapters (``algorithm=bc``)."""
+    """Clones the actions of a ``textgym collect`` dataset into an LLM policy's adapters (``algorithm=bc``).
+
+    Progress counts optimizer steps, so a stop signal waits for one batch, not an epoch; each epoch's order is
+    a permutation seeded by the run's seed and the epoch, so a resumed run continues mid-epoch exactly.
+    """
 
     policy_type = LLMPolicy
     policy_option = "an LLM policy (policy=llm)"
-    unit = "epochs"
-    checkpoint_prefix = "epoch"
+    unit = "steps"
+    checkpoint_prefix = "step"
 
     def progress(self) -> int:
         return self.ctx.update
 
     def budget(self) -> int:
-        return self.config.epochs
+        return self.config.epochs * self.steps_per_epoch
 
     def _setup(self) -> None:
         cfg, policy = self.config, self.policy
@@ -80,45 +84,46 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         examples = recorded_turns(turns, policy.config.history)
         self.prompts = [prompt for prompt, _ in examples]
         self.choices = [choice_of(policy, prompt, action) for prompt, action in examples]
-        log.info("BC on %d turns of %d episodes", len(examples), len(set(turns["episode"])))
+        self.steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+        log.info("BC on %d turns of %d episodes: %d steps of %d turns per epoch", len(examples),
+                 len(set(turns["episode"])), self.steps_per_epoch, cfg.batch_size)
         device = torch.device("cpu") if cfg.cpu or not torch.cuda.is_available() else torch.device("cuda")
         policy.to(device)
         adapters, _ = policy.trainable_parameters()
         self.optimizer = torch.optim.AdamW(adapters, lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)
-        self.generator = torch.Generator().manual_seed(self.seed)
         self.ctx.total_env_steps = 0
+
+    def _batch(self, step: int) -> list[int]:
+        """The example indices of optimizer step ``step``: its slice of its epoch's seeded permutation."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.prompts), generator=generator).tolist()
+        return order[position * self.config.batch_size : (position + 1) * self.config.batch_size]
 
     def _iterate(self) -> bool:
         cfg, policy, ctx = self.config, self.policy, self.ctx
         adapters, _ = policy.trainable_parameters()
-        order = torch.randperm(len(self.prompts), generator=self.generator).tolist()
-        losses = []
-        for start in range(0, len(order), cfg.batch_size):
-            index = order[start : start + cfg.batch_size]
-            units = [policy.forward_unit(self.prompts[i], self.choices[i]) for i in index]
-            total = 0.0
-            for part in micro_batches(units, cfg.token_budget):
-                rows = [index[i] for i in part]
-                loss = cloning_losses(policy, [self.prompts[i] for i in rows], [self.choices[i] for i in rows]).sum()
-                (loss / len(index)).backward()
-                total += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(adapters, cfg.max_grad_norm)
-            self.optimizer.step()
-            self.optimizer.zero_grad()
-            losses.append(total / len(index))
+        index = self._batch(ctx.update)
+        units = [policy.forward_unit(self.prompts[i], self.choices[i]) for i in index]
+        total = 0.0
+        for part in micro_batches(units, cfg.token_budget):
+            rows = [index[i] for i in part]
+            loss = cloning_losses(policy, [self.prompts[i] for i in rows], [self.choices[i] for i in rows]).sum()
+            (loss / len(index)).backward()
+            total += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_(adapters, cfg.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
         ctx.update += 1
         ctx.episode = ctx.update
-        metrics = {"train/loss": float(sum(losses) / len(losses)), "train/epoch": float(ctx.update)}
-        self.callback.on_log(ctx, metrics)
+        self.callback.on_log(ctx, {"train/loss": total / len(index), "train/epoch": ctx.update / self.steps_per_epoch})
         return True
 
     def _save(self, directory: Path) -> None:
         self.policy.save(directory)
-        save_file({"generator": self.generator.get_state()}, directory / "generator.safetensors")
         torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
 
     def _restore(self, directory: Path) -> None:
         self.policy.load_weights(directory)
-        self.generator.set_state(load_file(directory / "generator.safetensors")["generator"])
         self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=self.policy.device,
                                                   weights_only=True))

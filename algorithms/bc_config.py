@@ -16,7 +16,8 @@ class BCConfig(AlgorithmConfig):
     The loss is ``-log pi(a* | s)`` of the recorded action as the policy acts: in score mode the softmax over
     the valid actions, in generate mode the answer's token log-probs; computed by the very forward pass that
     acts and that PPO trains (instructions prefix cached with adapters off, frozen lower layers cached, LoRA
-    on the top layers). Progress is counted in epochs: ``eval_every`` and ``checkpoint_every`` are epochs.
+    on the top layers). Progress is counted in optimizer steps: ``eval_every`` and ``checkpoint_every`` are steps
+    (an epoch is ``ceil(turns / batch_size)`` of them).
     """
 
     algorithm_class: ClassVar[str] = "textgym.algorithms.bc:BC"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from functools import partial
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 import torch
 from tiny_llm import save_tiny, tiny_model, tiny_tokenizer
 
+from textgym.algorithms.base import Interrupted
 from textgym.algorithms.bc import BC, choice_of, cloning_losses, recorded_turns
 from textgym.algorithms.bc_config import BCConfig
+from textgym.algorithms.callbacks import Callback
 from textgym.algorithms.evaluation import evaluate_tasks, slot_info, vector_env
 from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories
 from textgym.policies.llm import LLMPolicy
@@ -79,6 +82,32 @@ def test_a_cloned_tiny_policy_acts_as_the_demonstrator(tokenizer, tmp_path: Path
     assert agreement >= 0.95, agreement
 
 
+def test_a_stopped_run_resumes_mid_epoch_to_the_uninterrupted_adapters(tokenizer, tmp_path: Path, one_thread) -> None:
+    data = oracle_dataset(lake, "textgym/FrozenLake-v0", tmp_path / "data", episodes=8)
+    config = BCConfig(dataset=str(data), keep="all", epochs=2, batch_size=8, learning_rate=5e-3, cpu=True)
+
+    class SigtermAtStep3(Callback):
+        def on_log(self, ctx, metrics) -> None:
+            if ctx.update == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # caught by the run: it stops after this batch
+
+    def adapters(policy: LLMPolicy) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in policy.trainable_parameters()[0]]
+
+    whole = tiny_policy(tokenizer)
+    BC(config).learn(lake, whole)
+    stopped = tiny_policy(tokenizer)
+    with pytest.raises(Interrupted) as stop:
+        config.build(checkpoint_dir=tmp_path / "checkpoints").learn(lake, stopped, [SigtermAtStep3()])
+    assert stop.value.checkpoint.name == "step-000003"
+    resumed = tiny_policy(tokenizer)
+    algorithm = config.build(checkpoint_dir=tmp_path / "checkpoints", resume=True)
+    algorithm.learn(lake, resumed)
+    assert 3 < algorithm.steps_per_epoch < algorithm.budget()  # the stop fell inside the first epoch
+    for a, b in zip(adapters(whole), adapters(resumed)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
 def test_cli_clones_a_collected_dataset(tmp_path: Path) -> None:
     save_tiny(tmp_path / "tiny")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
@@ -95,7 +124,9 @@ def test_cli_clones_a_collected_dataset(tmp_path: Path) -> None:
     run = textgym(*common, "algorithm.dataset=data", "algorithm.epochs=2", "hydra.run.dir=bc")
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / "bc" / "adapter" / "adapter_model.safetensors").exists()
-    assert (tmp_path / "bc" / "checkpoints" / "epoch-000002").exists()
+    [last] = sorted((tmp_path / "bc" / "checkpoints").glob("step-*"))[-1:]
+    steps_per_epoch = int((tmp_path / "bc" / "train.log").read_text().split(" steps of ")[0].rsplit(" ", 1)[-1])
+    assert last.name == f"step-{2 * steps_per_epoch:06d}"
     missing = textgym(*common, "algorithm.dataset=nowhere", "hydra.run.dir=bad")
     assert missing.returncode != 0 and "nowhere holds no dataset" in missing.stderr
     assert not (tmp_path / "bad" / "checkpoints").exists()
