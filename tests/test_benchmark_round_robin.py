@@ -105,3 +105,39 @@ def test_a_train_run_dir_is_the_opponent(tmp_path: Path) -> None:
         lines = [line for line in run.stderr.strip().splitlines() if "HYDRA_FULL_ERROR" not in line]
         assert len(lines) == 1 and f"env.kwargs.opponent={directory}: " in lines[0] and says in lines[0], run.stderr
         assert not (tmp_path / "failed" / "config.yaml").exists() and not list((tmp_path / "failed").rglob("*.csv"))
+
+
+def test_llm_players_share_the_base_model_as_far_as_they_can(tmp_path: Path, one_thread) -> None:
+    """The first LLM player borrows the benchmark's base; the second, if it borrowed it too, would unload the
+    first one's adapters: it loads its own, and the round robin plays as with a base per player."""
+    import torch
+    from hydra import initialize_config_module
+    from tiny_llm import save_tiny
+
+    from textgym.factory import BaseModels
+    from textgym.policies.llm import LLMPolicy
+    from textgym.policies.llm_config import LLMPolicyConfig
+    from textgym.tournament import Entrant, TournamentConfig, run_tournament
+
+    model = save_tiny(tmp_path / "tiny", layers=3)
+    trained = LLMPolicy(LLMPolicyConfig(model=str(model), trainable_layers=2, seed=3))
+    torch.manual_seed(1)
+    with torch.no_grad():  # adapters far from zero: it plays unlike the base
+        for name, parameter in trained.lm.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    trained.save(tmp_path / "trained")
+    llm = [f"policy.model={model}", "policy.trainable_layers=2"]
+    config = TournamentConfig(game="nim", games=2, num_envs=2, exploitability_samples=2, players={
+        "trained": Entrant(policy="llm", checkpoint=str(tmp_path / "trained"), overrides=llm),  # borrows the base
+        "zero_shot": Entrant(policy="llm", overrides=llm),  # sharing it would unload the trained adapters
+        "scripted_random": Entrant(scripted="random"),
+    })
+    with initialize_config_module("textgym.conf", version_base="1.3"):
+        models = BaseModels()
+        shared = run_tournament(config, models=models)
+        alone = run_tournament(config)
+    assert shared == alone
+    assert models.lends == 1 and len(models) == 1
+    by_name = {standing.name: standing for standing in shared[0]}
+    assert by_name["zero_shot"].rates != by_name["trained"].rates  # two different players
