@@ -165,11 +165,11 @@ class RoundRobins:
         if len(players) < 2:
             log.warning("round robin on %s not played: it needs two players, has %s", env, list(players))
             return None
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         standings, matches = run_tournament(self.tournament(env, players), self.searchpath, self.models)
         seconds = time.perf_counter() - started
-        log.info("round robin on %s: %d players, %d games in %.1f s", env, len(standings),
-                 sum(sum(m.outcomes.values()) for m in matches), seconds)
+        log.info("round robin on %s: %d players, %d games in %.1f s (%.1f CPU-s)", env, len(standings),
+                 sum(sum(m.outcomes.values()) for m in matches), seconds, time.process_time() - cpu)
         return RoundRobin(env, standings, matches, seconds)
 
     def write(self, result: RoundRobin) -> None:
