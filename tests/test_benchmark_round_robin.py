@@ -141,3 +141,14 @@ def test_llm_players_share_the_base_model_as_far_as_they_can(tmp_path: Path, one
     assert models.lends == 1 and len(models) == 1
     by_name = {standing.name: standing for standing in shared[0]}
     assert by_name["zero_shot"].rates != by_name["trained"].rates  # two different players
+
+
+def test_a_loaded_table_breaks_ties_as_its_config_seeds_it(tmp_path: Path) -> None:
+    """A round robin's trained players are loaded from disk: their randomness must follow the run's seed."""
+    from textgym.factory import load_policy
+
+    TabularPolicy().save(tmp_path)  # an empty table: every move is a tie
+    node = OmegaConf.create({"_target_": "textgym.policies.tabular.TabularPolicy", "state_key": "state", "seed": 5})
+    infos = [{"state": 0, "valid_actions": [str(cell) for cell in range(9)]}] * 30
+    first, again = (load_policy(node, tmp_path).act([""] * 30, infos) for _ in range(2))
+    assert first == again and len(set(first)) > 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -160,8 +161,9 @@ def load_policy(policy: DictConfig, directory: Path, models: BaseModels | None =
     """A trained policy: ``Class.load(directory)``, the class found as :func:`make_policy` finds it.
 
     The convention every trainable policy follows: ``save(directory)`` writes what it learned, and the
-    classmethod ``load(directory)`` returns the policy (TabularPolicy, SB3Policy, LLMPolicy). Given ``models``,
-    an LLM policy reads only its adapters and value head, onto the base model shared there.
+    classmethod ``load(directory)`` returns the policy (TabularPolicy, SB3Policy, LLMPolicy); a ``load`` that takes
+    a ``seed`` gets the config's, so that a loaded policy's randomness (a table's tie-breaks) is reproducible.
+    Given ``models``, an LLM policy reads only its adapters and value head, onto the base model shared there.
     """
     schema = OmegaConf.get_type(policy)
     cls = get_class(POLICIES[schema] if schema in POLICIES else policy._target_)
@@ -174,9 +176,12 @@ def load_policy(policy: DictConfig, directory: Path, models: BaseModels | None =
         with naming_errors("policy"):
             config = OmegaConf.to_object(policy)
         return models.policy(config, directory)
+    options: dict[str, Any] = {}
     if policy.get("trust_checkpoint"):  # the policy config opts in to formats that can run code (SB3's zip)
-        return cls.load(directory, trust_checkpoint=True)
-    return cls.load(directory)
+        options["trust_checkpoint"] = True
+    if policy.get("seed") is not None and "seed" in inspect.signature(cls.load).parameters:
+        options["seed"] = policy.seed  # the config's seed drives the loaded policy's randomness (tie-breaks)
+    return cls.load(directory, **options)
 
 
 def load_checkpoint(directory: str | Path, models: BaseModels | None = None) -> Policy:
