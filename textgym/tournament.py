@@ -3,8 +3,9 @@
 Every player meets every other in both seats: for each ordered pair (A, B) and each move order, A plays
 the agent's seat of the env's single-agent view and B the opponent's seat, ``games`` games through the
 shared evaluation path (``evaluate_tasks``). A player is a policy config (``conf/policy/``, built as
-``textgym train`` would), a policy trained by a ``textgym train`` run (its output dir), or a scripted
-player of the game (``optimal`` names the game's equilibrium player). Each game updates the players'
+``textgym train`` would), a policy trained by a ``textgym train`` run (its output dir), a checkpoint that
+a policy config's class loads, or a scripted player of the game (``optimal`` names the game's equilibrium
+player). ``textgym benchmark`` plays the same round robin among its policies (``textgym.round_robin``). Each game updates the players'
 OpenSkill (Plackett-Luce) ratings: ``mu`` and its uncertainty ``sigma``; ``ordinal`` is ``mu - 3 sigma``.
 
 Exploitability, where the game is small enough to enumerate: the player's strategy in the opponent's
