@@ -352,7 +352,9 @@ def run_tournament(cfg: TournamentConfig, searchpath: Sequence[str] = (),
         counts = Counter(outcome for outcome, _ in mine)
         total = len(mine)
         gap = None
-        if isinstance(player.opponent, str) or states is not None:
+        if isinstance(player.opponent, str) and player.opponent == game.optimal:
+            gap = 0.0  # the best response to it is what defines the game's value: nothing to solve again
+        elif isinstance(player.opponent, str) or states is not None:
             opponent = player.opponent if isinstance(player.opponent, str) else tabulate(
                 player.opponent, game, states, 1, cfg.exploitability_samples, rng)
             gap = exploitability(base.env, base.reward, opponent, values)
