@@ -67,10 +67,16 @@ class TabularPolicy(Policy):
         data = json.loads(Path(directory, "q_table.json").read_text())
         policy = cls(data["state_key"], seed)
         for key, row in data["q"]:
-            policy.q[tuple(key) if isinstance(key, list) else key] = row
+            policy.q[_from_json(key)] = row
         return policy
 
 
 def _plain(value: Any) -> Hashable:
     """NumPy scalars (from vector-env infos) as plain Python values, so table keys match."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _from_json(value: Any) -> Hashable:
+    """A table key read back from JSON: its lists, at any depth, as the tuples they were (Kuhn poker's
+    information state holds the moves so far; a named tuple equals, and hashes as, the plain tuple)."""
+    return tuple(_from_json(item) for item in value) if isinstance(value, list) else value

@@ -77,3 +77,14 @@ def test_q_error_and_regret_fall_during_training() -> None:
     first, last = record.rows[0], record.rows[-1]
     assert last["q_error"] < first["q_error"] and last["q_error"] < 0.3
     assert last["regret"] < first["regret"] and last["regret"] < 0.02
+
+
+def test_nested_state_keys_survive_save_and_load(tmp_path) -> None:
+    """Kuhn poker's information state is a named tuple holding a tuple (the moves so far): JSON makes lists."""
+    _, info = gym.make("textgym/KuhnPoker-v0", first_player="opponent").reset(seed=0)
+    assert info["state"].history  # the opponent's move so far
+    policy = TabularPolicy(seed=0)
+    policy.q[info["state"]][info["valid_actions"][-1]] = 1.0
+    policy.save(tmp_path)
+    loaded = TabularPolicy.load(tmp_path)
+    assert loaded.q == policy.q and loaded.act([""], [info]) == [info["valid_actions"][-1]]

@@ -90,8 +90,11 @@ def test_big_games_are_not_enumerated() -> None:
 
 
 def test_config_errors_are_named() -> None:
-    with pytest.raises(ValueError, match="exactly one of policy, checkpoint, scripted"):
+    with pytest.raises(ValueError, match="scripted alone, or policy and/or checkpoint"):
         Entrant(policy="random", scripted="minimax")
+    with pytest.raises(ValueError, match="scripted alone, or policy and/or checkpoint; got none"):
+        Entrant()
+    assert Entrant(policy="tabular", checkpoint="runs/q").checkpoint == "runs/q"  # the config whose class loads it
     with pytest.raises(ValueError, match="at least two players"):
         TournamentConfig(players={"random": {"policy": "random"}})
     with pytest.raises(ValueError, match="players.x: .*unexpected keyword"):

@@ -9,6 +9,9 @@ plays its own tasks, the same for every policy. Outputs, in the run dir (statist
 interval), ``aggregate.csv`` (the interquartile mean of success across envs per policy),
 ``comparisons.csv`` (every pair of policies), ``episodes.csv`` (every episode), ``leaderboard.md``,
 ``success.png``, ``learning_curves.png`` (for trained policies) and a W&B run with the tables and figures.
+On each two-player env, a round robin of the policies follows the grid (:mod:`textgym.round_robin`):
+``ratings_<env>.csv`` (OpenSkill rating and uncertainty, win/draw/loss rates, exploitability) and
+``matches_<env>.csv``.
 """
 
 from __future__ import annotations
@@ -30,9 +33,7 @@ from hydra import compose
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from rich.progress import Progress
 
 from textgym.algorithms.callbacks import EvalHistory, ProgressBar, progress_display
@@ -42,7 +43,10 @@ from textgym.factory import BaseModels, load_policy, make_algorithm, make_env, m
 from textgym.leaderboard import Cell, Design, Leaderboard
 from textgym.loggers import LoggerConfig, make_logger
 from textgym.policies.base import Policy
+from textgym.round_robin import RoundRobinConfig, RoundRobins
+from textgym.settings import USER_ERRORS, one_line
 from textgym.tables import markdown_table
+from textgym.tournament import ratings_table, standing_rows
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,8 @@ class BenchmarkConfig:
     """Torch's CPU threads while the cells run (restored after); None keeps torch's setting. On two busy
     cores one thread ran SmolLM2's scoring about 7x faster than two (they wait for each other); on a
     machine of your own, more threads may pay."""
+    round_robin: RoundRobinConfig = field(default_factory=RoundRobinConfig)
+    """The round robin of the policies on each two-player env, after the grid (``round_robin.enabled=false``: none)."""
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     """Where the tables and figures go besides the files (the ``logger`` group)."""
 
@@ -159,6 +165,10 @@ def store_benchmark_schema() -> None:
 
 
 # ---- running the grid ---------------------------------------------------------------------------------
+
+
+OnPolicy = Callable[[Cell, int, DictConfig, Policy], None]
+"""A hook that sees each policy the grid obtained: ``(cell, seed, run config, policy)``."""
 
 
 class Grid:
@@ -212,7 +222,8 @@ class Grid:
         first = EVAL_SEED_OFFSET + seed * self.cfg.tasks
         return [task for task in range(first, first + self.cfg.tasks) for _ in range(self.cfg.trials)]
 
-    def run(self) -> list[Cell]:
+    def run(self, on_policy: OnPolicy | None = None) -> list[Cell]:
+        """Every cell, in order; ``on_policy(cell, seed, run config, policy)`` sees each policy before it plays."""
         cfg, envs = self.cfg, self.env_names()
         per_cell = len(cfg.seeds) * cfg.tasks * cfg.trials
         cells: list[Cell] = []
@@ -225,7 +236,7 @@ class Grid:
                     started, cpu = time.perf_counter(), time.process_time()
                     try:
                         for seed in cfg.seeds:
-                            self.run_seed(cell, seed, progress, lambda _: progress.advance(grid))
+                            self.run_seed(cell, seed, progress, lambda _: progress.advance(grid), on_policy)
                     except Exception as error:  # any failure of a cell is recorded (see OnError)
                         if cfg.on_error is OnError.stop:
                             raise
@@ -238,10 +249,12 @@ class Grid:
                     progress.update(grid, completed=len(cells) * per_cell)
         return cells
 
-    def run_config(self, name: str, env: str, seed: int) -> DictConfig:
-        """The ``textgym train`` config of one run (``conf/config.yaml`` with the run's overrides)."""
-        setup = self.cfg.setup.get(name, PolicySetup())
-        overrides = [f"env={env}", f"policy={setup.policy or name}", f"seed={seed}", "logger=none"]
+    def run_config(self, name: str | None, env: str, seed: int) -> DictConfig:
+        """The ``textgym train`` config of one run (``conf/config.yaml`` with the run's overrides); with no
+        policy ``name``, the config's own policy and only the overrides of every run."""
+        setup = self.cfg.setup.get(name, PolicySetup()) if name is not None else PolicySetup()
+        overrides = [f"env={env}", f"seed={seed}", "logger=none"]
+        overrides += [f"policy={setup.policy or name}"] if name is not None else []
         overrides += [f"algorithm={setup.algorithm}"] if setup.algorithm else []
         return compose(
             config_name="config",
@@ -249,12 +262,15 @@ class Grid:
         )
 
     def run_seed(
-        self, cell: Cell, seed: int, progress: Progress, on_episode: Callable[[Episode], None]
+        self, cell: Cell, seed: int, progress: Progress, on_episode: Callable[[Episode], None],
+        on_policy: OnPolicy | None = None,
     ) -> None:
         """Get the policy of run ``seed`` and play its tasks."""
         run = self.run_config(cell.policy, cell.env, seed)
         env_fn = partial(make_env, run.env, run.reward)
         policy, curve = self.obtain_policy(cell, seed, run, env_fn, progress)
+        if on_policy is not None:
+            on_policy(cell, seed, run, policy)
         env = vector_env(env_fn, self.cfg.num_envs)
         if not cell.episodes:
             truth = GroundTruth.of(env.envs[0])
@@ -322,10 +338,13 @@ def benchmark(cfg: DictConfig) -> None:
         config: BenchmarkConfig = OmegaConf.to_object(cfg)
         grid = Grid(config, list(hc.searchpath))
         grid.validate()
-    except (ValueError, HydraException, OmegaConfBaseException) as error:
-        raise SystemExit(f"textgym benchmark: {error}") from None
+        runs = {env: grid.run_config(None, env, config.seeds[0]) for env in grid.env_names()}
+        round_robins = RoundRobins(config, runs, out, grid.models, list(hc.searchpath))
+        round_robins.validate()
+    except USER_ERRORS as error:
+        raise SystemExit(f"textgym benchmark: {one_line(error)}") from None
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    cells = grid.run()
+    cells = grid.run(round_robins.keep)
     board = Leaderboard(config.design(), cells, {p: config.describe(p) for p in config.policies})
     command = " ".join(["textgym benchmark", *hc.overrides.task])
     figures = board.write(out, command)
@@ -336,9 +355,26 @@ def benchmark(cfg: DictConfig) -> None:
     logger.log_table("benchmark/aggregate", *board.aggregate_rows())
     logger.log_table("benchmark/comparisons", *board.comparison_rows())
     logger.log_images({f"benchmark/{name}": path for name, path in figures.items()})
+    tables = []
+    with torch_threads(config.torch_threads):
+        for env in round_robins.envs:
+            try:
+                result = round_robins.play(env, cells)
+            except Exception as error:  # as a failing cell (see OnError)
+                if config.on_error is OnError.stop:
+                    raise
+                log.warning("round robin on %s failed: %s: %s", env, type(error).__name__, error, exc_info=True)
+                tables.append(f"round robin on {env} failed: {type(error).__name__}: {error} (see the log)")
+                continue
+            if result is not None:
+                round_robins.write(result)
+                logger.log_table(f"benchmark/ratings_{env}", *standing_rows(result.standings))
+                tables.append(f"round robin on {env} ({config.round_robin.games} games per ordered pair and move "
+                              f"order, {result.seconds:.1f} s; ratings_{env}.csv):\n\n{ratings_table(result.standings)}")
     logger.finish({f"iqm_success/{p}": a.estimate.value for p, a in board.aggregate.items()})
     if all(cell.error for cell in cells):
         raise SystemExit(
             f"textgym benchmark: every cell failed, e.g. {cells[0].error} (tracebacks in the log, in {out})"
         )
-    print(f"{markdown_table(*board.success_table())}\n\nleaderboard, CSVs and figures in {out}")  # noqa: T201
+    print("\n\n".join([markdown_table(*board.success_table()), *tables,  # noqa: T201
+                       f"leaderboard, CSVs and figures in {out}"]))

@@ -18,7 +18,8 @@ commands:
   collect [hydra overrides] record a policy's episodes as a trajectory dataset (Hugging Face datasets), e.g.
                             textgym collect env=frozenlake policy=oracle episodes=100 output=data/lake
   benchmark [hydra overrides]
-                            policies x envs x seeds with bootstrap CIs, pass^k and a leaderboard, e.g.
+                            policies x envs x seeds with bootstrap CIs, pass^k and a leaderboard, and a
+                            round robin with ratings on each two-player env, e.g.
                             textgym benchmark policies=[random,oracle,tabular] envs=[frozenlake,wordle]
   tournament [hydra overrides]
                             a round robin of players on a two-player env: OpenSkill ratings, win/draw/loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -65,14 +66,17 @@ def make_env(env: DictConfig, reward: Mapping[str, float] | None = None, **kwarg
     """``gymnasium.make`` with the ``env`` node's id, step limit and kwargs, and the reward weights.
 
     ``env.id`` may be ``module:namespace/Name-v0`` to import a user's module that registers it. A kwarg
-    given as a node with ``_target_`` (e.g. CustomerService's ``customer``) is instantiated, once per env.
+    given as a node with ``_target_`` (e.g. CustomerService's ``customer``) is instantiated, once per env;
+    so is an ``opponent`` given as a path (a string with a ``/``, e.g. ``runs/q`` or ``./q``): the policy
+    that the ``textgym train`` run in that directory saved (:func:`load_checkpoint`).
     """
-    return gym.make(
-        env.id,
-        max_episode_steps=env.max_episode_steps,
-        reward=dict(reward or {}),
-        **{**instantiate(env.kwargs, _convert_="all"), **kwargs},
-    )
+    kwargs = {**instantiate(env.kwargs, _convert_="all"), **kwargs}
+    if isinstance(opponent := kwargs.get("opponent"), str) and "/" in opponent:
+        try:
+            kwargs["opponent"] = load_checkpoint(opponent)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"env.kwargs.opponent={opponent}: {error}") from None
+    return gym.make(env.id, max_episode_steps=env.max_episode_steps, reward=dict(reward or {}), **kwargs)
 
 
 class BaseModels:
@@ -90,6 +94,8 @@ class BaseModels:
         self._loaded: dict[tuple[str, str], tuple[PreTrainedModel, PreTrainedTokenizerBase]] = {}
         self._wrapped: dict[tuple[str, str], Any] = {}
         """Per base, the peft model of the policy it is lent to (unloaded at the next lend)."""
+        self.lends = 0
+        """Bases lent so far: a policy built on one is usable until this count grows again."""
 
     def __len__(self) -> int:
         """Base models loaded so far."""
@@ -117,6 +123,7 @@ class BaseModels:
         from textgym.models import load_causal_lm
 
         key = (model, dtype)
+        self.lends += 1
         if key in self._wrapped:
             self._wrapped.pop(key).unload()  # the base's own modules back in place of the adapters
         if key not in self._loaded:
@@ -154,8 +161,9 @@ def load_policy(policy: DictConfig, directory: Path, models: BaseModels | None =
     """A trained policy: ``Class.load(directory)``, the class found as :func:`make_policy` finds it.
 
     The convention every trainable policy follows: ``save(directory)`` writes what it learned, and the
-    classmethod ``load(directory)`` returns the policy (TabularPolicy, SB3Policy, LLMPolicy). Given ``models``,
-    an LLM policy reads only its adapters and value head, onto the base model shared there.
+    classmethod ``load(directory)`` returns the policy (TabularPolicy, SB3Policy, LLMPolicy); a ``load`` that takes
+    a ``seed`` gets the config's, so that a loaded policy's randomness (a table's tie-breaks) is reproducible.
+    Given ``models``, an LLM policy reads only its adapters and value head, onto the base model shared there.
     """
     schema = OmegaConf.get_type(policy)
     cls = get_class(POLICIES[schema] if schema in POLICIES else policy._target_)
@@ -168,9 +176,30 @@ def load_policy(policy: DictConfig, directory: Path, models: BaseModels | None =
         with naming_errors("policy"):
             config = OmegaConf.to_object(policy)
         return models.policy(config, directory)
+    options: dict[str, Any] = {}
     if policy.get("trust_checkpoint"):  # the policy config opts in to formats that can run code (SB3's zip)
-        return cls.load(directory, trust_checkpoint=True)
-    return cls.load(directory)
+        options["trust_checkpoint"] = True
+    if policy.get("seed") is not None and "seed" in inspect.signature(cls.load).parameters:
+        options["seed"] = policy.seed  # the config's seed drives the loaded policy's randomness (tie-breaks)
+    return cls.load(directory, **options)
+
+
+def load_checkpoint(directory: str | Path, models: BaseModels | None = None) -> Policy:
+    """The policy a ``textgym train`` run saved in ``directory`` (its ``config.yaml`` names the policy class).
+
+    Given ``models``, an LLM policy reads only its adapters and value head, onto the base model shared there.
+    """
+    config = Path(directory) / "config.yaml"
+    if not config.exists():
+        raise FileNotFoundError(f"{directory} has no config.yaml: give the output dir of a textgym train run")
+    node = OmegaConf.load(config).policy
+    if "_target_" not in node:  # a schema-backed policy node (policy=llm) lost its type in the saved YAML
+        node = OmegaConf.merge(OmegaConf.structured(LLMPolicyConfig), node)
+    try:
+        return load_policy(node, Path(directory), models)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{directory} holds no saved policy ({error}): was its textgym train run "
+                                "stopped before the end?") from None
 
 
 def make_algorithm(

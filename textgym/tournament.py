@@ -3,8 +3,9 @@
 Every player meets every other in both seats: for each ordered pair (A, B) and each move order, A plays
 the agent's seat of the env's single-agent view and B the opponent's seat, ``games`` games through the
 shared evaluation path (``evaluate_tasks``). A player is a policy config (``conf/policy/``, built as
-``textgym train`` would), a policy trained by a ``textgym train`` run (its output dir), or a scripted
-player of the game (``optimal`` names the game's equilibrium player). Each game updates the players'
+``textgym train`` would), a policy trained by a ``textgym train`` run (its output dir), a checkpoint that
+a policy config's class loads, or a scripted player of the game (``optimal`` names the game's equilibrium
+player). ``textgym benchmark`` plays the same round robin among its policies (``textgym.round_robin``). Each game updates the players'
 OpenSkill (Plackett-Luce) ratings: ``mu`` and its uncertainty ``sigma``; ``ordinal`` is ``mu - 3 sigma``.
 
 Exploitability, where the game is small enough to enumerate: the player's strategy in the opponent's
@@ -40,8 +41,7 @@ from textgym.algorithms.evaluation import EVAL_SEED_OFFSET, evaluate_tasks, vect
 from textgym.algorithms.ground_truth import GroundTruth
 from textgym.envs.base import InvalidAction
 from textgym.envs.two_player import Distribution, Game, TwoPlayerEnv, sample
-from textgym.factory import make_env, make_policy, store_schemas
-from textgym.opponents import load_checkpoint
+from textgym.factory import BaseModels, load_checkpoint, load_policy, make_env, make_policy, store_schemas
 from textgym.policies.base import Policy
 from textgym.tables import markdown_table, write_csv
 
@@ -56,12 +56,14 @@ FLIP = {"win": "loss", "draw": "draw", "loss": "win"}
 
 @dataclass
 class Entrant:
-    """How one player of the tournament is obtained: exactly one of ``policy``, ``checkpoint``, ``scripted``."""
+    """How one player of the tournament is obtained: ``scripted`` alone, or ``policy`` and/or ``checkpoint``."""
 
     policy: str | None = None
-    """A config of the ``policy`` group, built as ``textgym train`` builds it (untrained)."""
+    """A config of the ``policy`` group: built as ``textgym train`` builds it (untrained), or, with
+    ``checkpoint``, the config whose class loads the checkpoint."""
     checkpoint: str | None = None
-    """The output dir of a ``textgym train`` run: its ``config.yaml`` says which policy class loads it."""
+    """A directory the policy's class ``load(directory)`` reads; without ``policy``, the output dir of a
+    ``textgym train`` run, whose ``config.yaml`` says which policy class loads it."""
     scripted: str | None = None
     """A scripted player of the game (e.g. ``minimax``, ``random``), or ``optimal`` for its equilibrium player."""
     overrides: list[str] = field(default_factory=list)
@@ -69,8 +71,8 @@ class Entrant:
 
     def __post_init__(self) -> None:
         given = [name for name in ("policy", "checkpoint", "scripted") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(f"a player needs exactly one of policy, checkpoint, scripted; got {given or 'none'}")
+        if not given or (self.scripted is not None and len(given) > 1):
+            raise ValueError(f"a player needs scripted alone, or policy and/or checkpoint; got {given or 'none'}")
 
 
 @dataclass
@@ -139,15 +141,22 @@ class Player:
     """What plays the opponent's seat (a scripted player's name, or the policy itself)."""
 
 
-def make_player(name: str, entrant: Entrant, game: Game, run: DictConfig, seed: int) -> Player:
-    """The player an :class:`Entrant` describes (``run`` is its run config)."""
+def make_player(name: str, entrant: Entrant, game: Game, run: DictConfig, seed: int,
+                models: BaseModels | None = None) -> Player:
+    """The player an :class:`Entrant` describes (``run`` is its run config); an LLM policy borrows its base
+    model from ``models`` if given (:class:`~textgym.factory.BaseModels`), else loads its own."""
     if entrant.scripted is not None:
         scripted = game.optimal if entrant.scripted == OPTIMAL else entrant.scripted
         if scripted not in game.scripted:
             raise ValueError(f"players.{name}: scripted={entrant.scripted!r} is not a player of {game.name}; use "
                              f"one of {[OPTIMAL, *game.scripted]}")
         return Player(name, ScriptedPlayer(scripted, seed), scripted)
-    policy = load_checkpoint(entrant.checkpoint) if entrant.checkpoint is not None else make_policy(run.policy)
+    if entrant.checkpoint is None:
+        policy = make_policy(run.policy, models)
+    elif entrant.policy is None:
+        policy = load_checkpoint(entrant.checkpoint, models)
+    else:
+        policy = load_policy(run.policy, Path(entrant.checkpoint), models)
     return Player(name, policy, policy)
 
 
@@ -262,15 +271,20 @@ def tabulate(policy: Policy, game: Game, states: Mapping[Hashable, Any], seat: i
                                      if counts[key][a] > 0) for key in states})
 
 
-def exploitability(env_node: DictConfig, reward: DictConfig, opponent: str | TableStrategy, optimal: str) -> float:
-    """How much more than the game's value the best response to ``opponent`` (in the opponent's seat) earns,
-    averaged over both move orders, in the env's reward."""
-    gaps = []
-    for first in ("agent", "opponent"):
-        best, value = (GroundTruth.of(make_env(env_node, reward, opponent=o, first_player=first)).optimal_return
-                       for o in (opponent, optimal))
-        gaps.append(best - value)
-    return float(np.mean(gaps))
+FIRSTS = ("agent", "opponent")
+"""The move orders of the single-agent env (its ``first_player``)."""
+
+
+def best_response(env_node: DictConfig, reward: DictConfig, opponent: str | TableStrategy, first: str) -> float:
+    """What the exact best response to ``opponent`` (in the opponent's seat) earns with ``first`` to move."""
+    return GroundTruth.of(make_env(env_node, reward, opponent=opponent, first_player=first)).optimal_return
+
+
+def exploitability(env_node: DictConfig, reward: DictConfig, opponent: str | TableStrategy,
+                   values: Mapping[str, float]) -> float:
+    """How much more than the game's value (``values``: per move order, the best response to the optimal
+    player) the best response to ``opponent`` earns, averaged over both move orders, in the env's reward."""
+    return float(np.mean([best_response(env_node, reward, opponent, first) - values[first] for first in FIRSTS]))
 
 
 # ---- the run ------------------------------------------------------------------------------------------------
@@ -290,8 +304,13 @@ class Standing:
     exploitability: float | None
 
 
-def run_tournament(cfg: TournamentConfig, searchpath: Sequence[str] = ()) -> tuple[list[Standing], list[Match]]:
-    """Play the round robin of ``cfg`` (within an initialised Hydra, as ``textgym tournament`` runs it)."""
+def run_tournament(cfg: TournamentConfig, searchpath: Sequence[str] = (),
+                   models: BaseModels | None = None) -> tuple[list[Standing], list[Match]]:
+    """Play the round robin of ``cfg`` (within an initialised Hydra, as ``textgym tournament`` runs it).
+
+    Given ``models``, the first LLM player borrows its base model from there (a benchmark's one base);
+    any further LLM player loads its own, since lending the base again would unload the first one's adapters.
+    """
     hydra_path = [f"hydra.searchpath=[{','.join(repr(p) for p in searchpath)}]"] if searchpath else []
 
     def run_config(entrant: Entrant) -> DictConfig:
@@ -305,14 +324,18 @@ def run_tournament(cfg: TournamentConfig, searchpath: Sequence[str] = ()) -> tup
         raise ValueError(f"game={cfg.game} ({base.env.id}) is not a two-player game; use tic_tac_toe, connect_four, "
                          "kuhn_poker or nim")
     game = probe.unwrapped.game
-    players = [make_player(name, e, game, run_config(e), cfg.seed) for name, e in cfg.players.items()]
+    lends = models.lends if models is not None else 0
+    players = []
+    for name, entrant in cfg.players.items():
+        shared = models if models is not None and models.lends == lends else None
+        players.append(make_player(name, entrant, game, run_config(entrant), cfg.seed, shared))
     matches: list[Match] = []
     results: list[Result] = []
     for a in players:
         for b in players:
             if a is b:
                 continue
-            for first in ("agent", "opponent"):
+            for first in FIRSTS:
                 task = EVAL_SEED_OFFSET + cfg.seed * 1000 + len(matches) * cfg.games
                 match, played = play_match(base.env, base.reward, a, b, first, cfg.games, cfg.num_envs, task)
                 matches.append(match)
@@ -321,6 +344,7 @@ def run_tournament(cfg: TournamentConfig, searchpath: Sequence[str] = ()) -> tup
     ratings = rate(results, [p.name for p in players], np.random.default_rng(cfg.seed))
     rng = np.random.default_rng(cfg.seed)
     states = decision_states(game, 1, cfg.max_information_states)
+    values = {first: best_response(base.env, base.reward, game.optimal, first) for first in FIRSTS}
     standings = []
     for player in players:
         mine = [(r.outcome, r.payoff) if r.agent == player.name else (FLIP[r.outcome], -r.payoff)
@@ -328,10 +352,12 @@ def run_tournament(cfg: TournamentConfig, searchpath: Sequence[str] = ()) -> tup
         counts = Counter(outcome for outcome, _ in mine)
         total = len(mine)
         gap = None
-        if isinstance(player.opponent, str) or states is not None:
+        if isinstance(player.opponent, str) and player.opponent == game.optimal:
+            gap = 0.0  # the best response to it is what defines the game's value: nothing to solve again
+        elif isinstance(player.opponent, str) or states is not None:
             opponent = player.opponent if isinstance(player.opponent, str) else tabulate(
                 player.opponent, game, states, 1, cfg.exploitability_samples, rng)
-            gap = exploitability(base.env, base.reward, opponent, game.optimal)
+            gap = exploitability(base.env, base.reward, opponent, values)
         rating = ratings[player.name]
         standings.append(Standing(player.name, rating.mu, rating.sigma, rating.ordinal(), total,
                                   {o: counts[o] / total for o in OUTCOMES},
@@ -348,6 +374,12 @@ def standing_rows(standings: Sequence[Standing]) -> tuple[list[str], list[list]]
                       None if s.exploitability is None else round(s.exploitability, 6)] for s in standings]
 
 
+def ratings_table(standings: Sequence[Standing]) -> str:
+    """The ratings as a Markdown table (exploitability ``n/a`` where it was not computed)."""
+    columns, rows = standing_rows(standings)
+    return markdown_table(columns, [[cell if cell is not None else "n/a" for cell in row] for row in rows])
+
+
 def match_rows(matches: Sequence[Match]) -> tuple[list[str], list[list]]:
     columns = ["agent", "opponent", "first", "wins", "draws", "losses", "mean_payoff"]
     return columns, [[m.agent, m.opponent, m.first, *(m.outcomes[o] for o in OUTCOMES), round(m.mean_payoff, 4)]
@@ -355,8 +387,6 @@ def match_rows(matches: Sequence[Match]) -> tuple[list[str], list[list]]:
 
 
 def markdown(cfg: TournamentConfig, standings: Sequence[Standing], matches: Sequence[Match], command: str) -> str:
-    columns, rows = standing_rows(standings)
-    rows = [[cell if cell is not None else "n/a" for cell in row] for row in rows]
     return "\n".join([
         "# textgym tournament", "", f"`{command}`", "",
         f"Round robin on `{cfg.game}`: every ordered pair, both move orders, {cfg.games} games each. OpenSkill "
@@ -364,7 +394,7 @@ def markdown(cfg: TournamentConfig, standings: Sequence[Standing], matches: Sequ
         "Mean payoff: the zero-sum score per game (+1/0/-1, chips in poker, where hands won and chips won differ). "
         "Exploitability: the exact "
         "best response's gain over the game's value against the player's tabulated strategy (n/a: too many "
-        "information states).", "", markdown_table(columns, rows), "", "## Matches", "",
+        "information states).", "", ratings_table(standings), "", "## Matches", "",
         markdown_table(*match_rows(matches)), "",
     ])
 
@@ -390,6 +420,4 @@ def tournament(cfg: DictConfig) -> None:
     write_csv(out / "matches.csv", *match_rows(matches))
     command = " ".join(["textgym tournament", *hc.overrides.task])
     (out / "tournament.md").write_text(markdown(config, standings, matches, command))
-    columns, rows = standing_rows(standings)
-    print(f"{markdown_table(columns, [[c if c is not None else 'n/a' for c in r] for r in rows])}\n\n"  # noqa: T201
-          f"ratings and matches in {out}")
+    print(f"{ratings_table(standings)}\n\nratings and matches in {out}")  # noqa: T201
