@@ -83,7 +83,7 @@ def test_multi_token_actions_match_plain_forward(tokenizer, normalisation, dtype
     observations, infos = states(env_fn, steps=0)
     prompt = policy.history.prompts(observations, infos)[0]
     query = policy._query(prompt)
-    assert query.continuations  # the multi-token path
+    assert query.trie.continuations  # the multi-token path
     with torch.no_grad():
         evaluation = policy.evaluate([prompt] * len(prompt.actions), range(len(prompt.actions)))
         scores = []
@@ -91,9 +91,9 @@ def test_multi_token_actions_match_plain_forward(tokenizer, normalisation, dtype
             tokens, _ = plain_logprobs(policy, prompt, policy._tokens(action) + [tokenizer.eos_token_id])
             scores.append(tokens.sum() if normalisation == "sum" else tokens.mean())
     torch.testing.assert_close(evaluation.logprobs, torch.stack(scores).log_softmax(-1), atol=tolerance, rtol=0)
-    # the prompt ran once for all its candidates: its tokens and theirs, no K-fold copy
+    # the prompt ran once for all its candidates: its tokens and their trie's nodes, no K-fold copy
     prompt_tokens = len(policy._tokens(policy.chat.dynamic(prompt.text)))
-    assert policy.tokens_forwarded == prompt_tokens + sum(len(c) for c in query.continuations)
+    assert policy.tokens_forwarded == prompt_tokens + len(query.trie)
 
 
 def test_generated_answers_are_scored_like_plain_forward(tokenizer) -> None:
