@@ -283,7 +283,9 @@ class LLMPolicy(Policy):
 
     def _unit(self, prompt: Prompt, choice: Choice) -> Query:
         """The query that evaluates ``choice`` in ``prompt``: its actions' trie, or the one chain of its answer."""
-        return Query(prompt, Trie.build((choice,))) if self.config.action_mode is ActionMode.generate else self._query(prompt)
+        if self.config.action_mode is ActionMode.generate:
+            return Query(prompt, Trie.build((choice,)))
+        return self._query(prompt)
 
     def forward_unit(self, prompt: Prompt, choice: Choice) -> tuple[Query, int]:
         """The forward unit that evaluates ``choice`` in ``prompt`` (equal units share one pass) and its token count
@@ -369,7 +371,7 @@ class LLMPolicy(Policy):
         return [*self._tokens(self.chat.dynamic(query.prompt.text)), *query.trie.tokens]
 
     def _batch(self, chunk: Sequence[Query], hidden: Sequence[Tensor]) -> tuple[Rows, Scoring]:
-        """The queries' packed rows (prompt, then trie; right-padded), and where their continuations' tokens are scored."""
+        """The queries' packed rows (prompt, then trie; right-padded), and where their candidates' tokens are scored."""
         width = max(len(h) for h in hidden)
         positions = torch.zeros(len(chunk), width, dtype=torch.long)
         end = torch.arange(width).repeat(len(chunk), 1)  # padding: seen by nobody
