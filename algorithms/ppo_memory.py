@@ -42,9 +42,10 @@ class PromptSizes:
     prefix: int
     """The longest instructions prefix (kept in a KV cache)."""
     row: int
-    """The longest forward unit: a dynamic prompt and its candidates (or a generated answer) packed after it."""
+    """The longest forward unit: a dynamic prompt and the trie of its candidates (or a generated answer) after it."""
     reads: int
-    """The most positions of one unit whose next-token logits are needed (LM-head outputs)."""
+    """The most positions of one unit whose next-token logits are needed (LM-head outputs): its prompt's last
+    token and its trie's nodes that have children."""
 
 
 def probe_prompts(env_fn: Callable[[], gym.Env], policy: LLMPolicy, episodes: int = 2, steps: int = 4) -> PromptSizes:
@@ -62,7 +63,7 @@ def probe_prompts(env_fn: Callable[[], gym.Env], policy: LLMPolicy, episodes: in
                 query, tokens = policy.forward_unit(prompt, choice)
                 prefix = max(prefix, policy.prefix_length(prompt.instructions))
                 row = max(row, tokens)
-                reads = max(reads, 1 + sum(len(c) - 1 for c in query.continuations))
+                reads = max(reads, 1 + len(query.trie.reads))
                 history.record([action])
                 observation, _, terminated, truncated, info = env.step(action)
                 if terminated or truncated:

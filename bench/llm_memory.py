@@ -9,8 +9,9 @@ subprocesses so that peaks do not mix (each reads its own ``ru_maxrss``):
 * ``floor``: the policy's own forward + backward of those turns in the same micro-batches and epochs, without
   PPO's losses, clipping and optimizer steps;
 * ``bare``: the plain transformers model (no adapters, caches or value head), every weight trainable, forward +
-  backward of the same token sequences (instructions prefix, prompt and each candidate packed after it, as one
-  causal sequence per distinct state) in batches of ``--bare-tokens`` (1024), ``update_epochs`` times.
+  backward of the same token sequences (instructions prefix, prompt and the trie nodes of its candidates packed
+  after it, as one causal sequence per distinct state) in batches of ``--bare-tokens`` (1024), ``update_epochs``
+  times.
 
 Goals: every peak within 8 GB; the update's time at most 1.5x the forward + backward of the same tokens
 (``update/floor``; ``update/bare`` shows what the caches and the layer split save over the plain model). The
@@ -118,7 +119,7 @@ def update(env: str, overrides: list[str], turns: Path) -> dict:
     metrics = ppo.update(policy, optimizer, batch)
     seconds, cpu = since(began)
     units = {policy.forward_unit(p, c) for p, c in zip(batch.prompts, batch.choices)}
-    # the same states as plain token sequences for the bare model: prefix, prompt, candidates packed after it
+    # the same states as plain token sequences for the bare model: prefix, prompt, its candidates' trie nodes
     torch.save([policy._tokens(policy.chat.prefix(q.prompt.instructions)) + policy._row_ids(q) for q, _ in units],
                turns.with_suffix(".sequences.pt"))
     return {"seconds": seconds, "cpu": cpu, "peak": peak_rss(), "token_budget": ppo.token_budget,

@@ -2,7 +2,7 @@
 
 1. Scoring 4 multi-token candidates after a ~300-token prompt: one full forward per candidate
    (prompt + candidate + end token) versus the policy's path (instructions prefix from its KV cache,
-   the prompt once, the 4 candidates as one batch attending to the prompt's cache), cold (frozen
+   the prompt once, the 4 candidates packed after it as a token trie), cold (frozen
    layers computed) and warm (their output cached, as for a state seen before). Goal >= 3x.
 2. Rollout env-steps/s of ``policy.act`` over N=1 and N=8 text FrozenLake envs. Goal >= 0.7 * N.
 

@@ -7,8 +7,10 @@ bounded window of earlier turns (user turn). How one forward pass serves a state
 * the frozen layers below the adapted ones run once per distinct prompt, and their output is cached;
 * equal prompts in a batch (or, with a ``memo``, in a whole rollout) share one pass;
 * in score mode, single-token actions read the K next-token logits after the prompt; multi-token
-  actions are scored as continuations that attend to the prompt's KV cache (each ends with the end
-  token, so that "1" is not a free prefix of "16");
+  actions are scored as continuations (each ends with the end token, so that "1" is not a free prefix
+  of "16") packed after the prompt as a token trie: a token prefix shared by several actions runs once,
+  each node attends to the prompt and its ancestors, and a candidate's log-prob sums its tokens' along
+  its path (see :mod:`textgym.policies.llm_trie`); a generated answer is a trie of one chain;
 * the value head reads the last prompt token's final hidden state, detached from the LM.
 
 LoRA adapters (peft) are the trained weights; with them disabled the same model is the reference
@@ -46,6 +48,7 @@ from textgym.policies.llm_network import (
     run_layers,
 )
 from textgym.policies.llm_prompts import ChatFormat, History, Prompt
+from textgym.policies.llm_trie import Trie
 
 Choice = int | tuple[int, ...]
 """Score mode: the index of the chosen action; generate mode: the generated token ids."""
@@ -53,10 +56,11 @@ Choice = int | tuple[int, ...]
 
 @dataclass(frozen=True)
 class Query:
-    """One forward unit: a prompt and the continuations scored after it (none: single-token actions)."""
+    """One forward unit: a prompt and the trie of the continuations scored after it (empty: single-token actions,
+    or a value query in generate mode)."""
 
     prompt: Prompt
-    continuations: tuple[tuple[int, ...], ...]
+    trie: Trie
 
 
 @dataclass
@@ -101,8 +105,8 @@ def _result_bytes(result: QueryResult) -> int:
 
 
 def _query_bytes(query: Query) -> int:
-    prompt = query.prompt
-    return nbytes(prompt.text) + nbytes(prompt.instructions) + nbytes(prompt.actions) + nbytes(query.continuations)
+    """The query's own text and actions (its instructions and trie are shared by every prompt of its env)."""
+    return nbytes(query.prompt.text) + nbytes(query.prompt.actions)
 
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -145,8 +149,8 @@ class LLMPolicy(Policy):
         """Tokens run through the trainable layers so far (for throughput metrics)."""
         self._prefixes: ByteLRU[str, KV] = ByteLRU(int(config.prefix_cache_mb * MB))
         self._lower: ByteLRU[Query, Tensor] = ByteLRU(int(config.lower_cache_mb * MB))
-        self._tokenized: ByteLRU[str | tuple[str, ...], list | tuple] = ByteLRU(int(config.token_cache_mb * MB))
-        """Token ids of texts (by the text) and scored continuations of action sets (by the actions)."""
+        self._tokenized: ByteLRU[str | tuple[str, ...], list | Trie] = ByteLRU(int(config.token_cache_mb * MB))
+        """Token ids of texts (by the text) and the tries of action sets' scored continuations (by the actions)."""
         self._acted: ByteLRU[Query, QueryResult] = ByteLRU(int(config.result_cache_mb * MB), _result_bytes, _query_bytes)
         self._acted_weights: tuple[tuple[int, int], ...] = ()
         """Where and at which version the trained weights were when ``_acted`` was filled."""
@@ -252,7 +256,8 @@ class LLMPolicy(Policy):
 
     def values(self, prompts: Sequence[Prompt]) -> Tensor:
         """The value head's estimate for each prompt."""
-        queries = [Query(p, ()) if self.config.action_mode is ActionMode.generate else self._query(p) for p in prompts]
+        queries = [Query(p, Trie.build(())) if self.config.action_mode is ActionMode.generate else self._query(p)
+                   for p in prompts]
         results = self._results(queries)
         return torch.stack([results[q].value for q in queries])
 
@@ -269,7 +274,7 @@ class LLMPolicy(Policy):
         over the actions in score mode, the k3 estimate of the sampled answer in generate mode.
         """
         generate = self.config.action_mode is ActionMode.generate
-        queries = [Query(p, (c,)) if generate else self._query(p) for p, c in zip(prompts, choices)]
+        queries = [self._unit(p, c) for p, c in zip(prompts, choices)]
         results = self._results(queries, memo)
         picked = [results[q].logprobs[0 if generate else c] for q, c in zip(queries, choices)]
         evaluation = Evaluation(
@@ -294,19 +299,25 @@ class LLMPolicy(Policy):
         return self._tokenized.fetch(text, lambda: self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _query(self, prompt: Prompt) -> Query:
-        """Score mode: the prompt with its actions as continuations (none when they are all single tokens)."""
-        return Query(prompt, self._tokenized.fetch(prompt.actions, lambda: self._continuations(prompt.actions)))
+        """Score mode: the prompt with the trie of its actions (empty when they are all single tokens)."""
+        return Query(prompt, self._tokenized.fetch(prompt.actions, lambda: self._trie(prompt.actions)))
 
-    def _continuations(self, actions: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+    def _trie(self, actions: tuple[str, ...]) -> Trie:
         tokens = [tuple(self._tokens(action)) for action in actions]
         if all(len(t) == 1 for t in tokens) and len(set(tokens)) == len(tokens):
-            return ()
-        return tuple(t + (self.tokenizer.eos_token_id,) for t in tokens)
+            return Trie.build(())
+        return Trie.build(tuple(t + (self.tokenizer.eos_token_id,) for t in tokens))
+
+    def _unit(self, prompt: Prompt, choice: Choice) -> Query:
+        """The query that evaluates ``choice`` in ``prompt``: its actions' trie, or the one chain of its answer."""
+        if self.config.action_mode is ActionMode.generate:
+            return Query(prompt, Trie.build((choice,)))
+        return self._query(prompt)
 
     def forward_unit(self, prompt: Prompt, choice: Choice) -> tuple[Query, int]:
         """The forward unit that evaluates ``choice`` in ``prompt`` (equal units share one pass) and its token count
-        in the trainable layers: the dynamic prompt and the continuations packed after it."""
-        query = Query(prompt, (choice,)) if self.config.action_mode is ActionMode.generate else self._query(prompt)
+        in the trainable layers: the dynamic prompt and the trie nodes packed after it."""
+        query = self._unit(prompt, choice)
         return query, self._length(query)
 
     def prefix_length(self, instructions: str) -> int:
@@ -314,7 +325,8 @@ class LLMPolicy(Policy):
         return len(self._tokens(self.chat.prefix(instructions)))
 
     def _length(self, query: Query) -> int:
-        return len(self._tokens(self.chat.dynamic(query.prompt.text))) + sum(len(c) for c in query.continuations)
+        """Tokens of the query's packed row: its dynamic prompt and its trie's nodes."""
+        return len(self._tokens(self.chat.dynamic(query.prompt.text))) + len(query.trie)
 
     def _prefix(self, instructions: str) -> KV:
         def encode() -> KV:
@@ -357,7 +369,7 @@ class LLMPolicy(Policy):
             for chunk in self._chunks(group):
                 x, scoring = self._batch(chunk, [self._lower_states(q, prefix) for q in chunk])
                 out = self.forward_module(prefix, x)
-                self.tokens_forwarded += int((x.segments >= 0).sum())
+                self.tokens_forwarded += sum(self._length(q) for q in chunk)
                 for query, result in zip(chunk, self._read(chunk, out, scoring)):
                     results[query] = result
                     if memo is not None:
@@ -387,33 +399,30 @@ class LLMPolicy(Policy):
         return self._lower.fetch(query, compute)
 
     def _row_ids(self, query: Query) -> list[int]:
-        return [*self._tokens(self.chat.dynamic(query.prompt.text)), *(t for c in query.continuations for t in c)]
+        return [*self._tokens(self.chat.dynamic(query.prompt.text)), *query.trie.tokens]
 
     def _batch(self, chunk: Sequence[Query], hidden: Sequence[Tensor]) -> tuple[Rows, Scoring]:
-        """The queries' packed rows (right-padded), and where their continuations' tokens are scored."""
+        """The queries' packed rows (prompt, then trie; right-padded), and where their candidates' tokens are scored."""
         width = max(len(h) for h in hidden)
         positions = torch.zeros(len(chunk), width, dtype=torch.long)
-        segments = torch.full((len(chunk), width), -1, dtype=torch.long)
+        end = torch.arange(width).repeat(len(chunk), 1)  # padding: seen by nobody
         last, reads, scoring = [], [], Scoring([], [], [], [])
         for b, query in enumerate(chunk):
-            length = len(self._tokens(self.chat.dynamic(query.prompt.text)))
+            trie, length = query.trie, len(self._tokens(self.chat.dynamic(query.prompt.text)))
             positions[b, :length] = torch.arange(length)
-            segments[b, :length] = 0
+            end[b, :length] = width
+            positions[b, length : length + len(trie)] = length + torch.tensor(trie.depth, dtype=torch.long)
+            end[b, length : length + len(trie)] = length + torch.tensor(trie.end, dtype=torch.long)
             last.append(length - 1)
-            start = length
-            for c, tokens in enumerate(query.continuations):
-                positions[b, start : start + len(tokens)] = torch.arange(length, length + len(tokens))
-                segments[b, start : start + len(tokens)] = c + 1
+            first_read = len(chunk) + len(reads)  # the logits rows of this trie's reads (after the B prompts' last)
+            reads += [b * width + length + node for node in trie.reads]
+            for tokens, sources in zip(trie.continuations, trie.sources):
+                scoring.source += [b if s < 0 else first_read + s for s in sources]
+                scoring.target += tokens
+                scoring.owner += [len(scoring.lengths)] * len(tokens)
                 scoring.lengths.append(len(tokens))
-                for s, token in enumerate(tokens):  # token s is predicted after the prompt (s = 0) or after token s - 1
-                    scoring.source.append(b if s == 0 else len(chunk) + len(reads))
-                    if s:
-                        reads.append(b * width + start + s - 1)
-                    scoring.target.append(token)
-                    scoring.owner.append(len(scoring.lengths) - 1)
-                start += len(tokens)
         device = hidden[0].device
-        x = Rows(pad_sequence(list(hidden), batch_first=True), positions.to(device), segments.to(device),
+        x = Rows(pad_sequence(list(hidden), batch_first=True), positions.to(device), end.to(device),
                  torch.tensor(last, device=device), torch.tensor(reads, dtype=torch.long, device=device))
         return x, scoring
 
@@ -435,7 +444,7 @@ class LLMPolicy(Policy):
         lengths = torch.tensor(scoring.lengths, dtype=torch.float32, device=out.values.device)
         results, row = [], 0
         for b, query in enumerate(chunk):
-            count = len(query.continuations)
+            count = len(query.trie.continuations)
             if mode is ActionMode.generate and count == 0:  # a value query
                 results.append(QueryResult(out.values.new_zeros(0), out.values.new_zeros(()), out.values[b]))
             elif mode is ActionMode.generate:
@@ -461,8 +470,9 @@ def _wide(logits: Tensor) -> Tensor:
 
 @dataclass
 class Scoring:
-    """Where a batch's continuation tokens are scored: per token, the logits row that predicts it (``source``:
-    a prompt's last token ``b``, or ``B + i`` for ``Rows.reads[i]``), the token, and its continuation."""
+    """Where a batch's continuation tokens are scored: per token of each continuation, the logits row that predicts
+    it (``source``: a prompt's last token ``b``, or ``B + i`` for ``Rows.reads[i]``, the token's parent node in
+    its trie), the token, and its continuation."""
 
     source: list[int]
     target: list[int]

@@ -7,6 +7,7 @@ size is measured by :func:`nbytes` (tensors by their storage, token lists by the
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -21,13 +22,16 @@ MB = 1024**2
 
 
 def nbytes(value: object) -> int:
-    """Approximate memory held by ``value``: tensors by their elements, containers and strings recursively."""
+    """Approximate memory held by ``value``: tensors by their elements; containers, dataclasses and strings
+    recursively."""
     if isinstance(value, torch.Tensor):
         return value.numel() * value.element_size()
     if isinstance(value, (list, tuple)):
         return sys.getsizeof(value) + sum(nbytes(v) for v in value)
     if isinstance(value, dict):
         return sys.getsizeof(value) + sum(nbytes(k) + nbytes(v) for k, v in value.items())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sys.getsizeof(value) + sum(nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
     return sys.getsizeof(value)
 
 

@@ -1,10 +1,12 @@
 """A decoder LM cut at a layer: the frozen layers below run once per prompt, the layers above train.
 
 Every forward pass attends to a fixed prefix (the env's instructions) through its KV cache, so the
-prefix is never recomputed. A batch holds one row per prompt, its continuations (multi-token actions,
-generated answers) packed after it: an attention mask lets each continuation see the prefix, the prompt
-and itself only, at the positions right after the prompt. So a prompt shared by K candidates runs once
-and is held once (no K-fold copy of its KV cache), and its candidates' log-probs equal K separate forwards.
+prefix is never recomputed. A batch holds one row per prompt, its continuations (multi-token actions, a
+generated answer) packed after it as a token trie in preorder (see :mod:`textgym.policies.llm_trie`): an
+attention mask lets each token see the prefix, the prompt and its own ancestors only, at the positions its
+candidate's own forward pass would give it. So a prompt shared by K candidates runs once and is held once
+(no K-fold copy of its KV cache), a token prefix shared by candidates runs once, and the candidates'
+log-probs equal K separate forwards.
 
 The layer loop below is that of Llama-style decoders in transformers (``get_decoder()`` with
 ``layers``, ``norm`` and ``rotary_emb``): SmolLM2, Llama, Qwen2, Mistral and their kin.
@@ -43,24 +45,26 @@ def encode_prefix(model: PreTrainedModel, ids: Tensor) -> KV:
 
 @dataclass
 class Rows:
-    """Hidden states entering a range of layers, one row per query: its prompt, then its continuations packed
-    after it (right-padded). Each continuation attends to the prefix, its prompt and its own earlier tokens only,
-    at the positions that follow the prompt, so the K candidates of a prompt share the prompt's one KV cache."""
+    """Hidden states entering a range of layers, one row per query: its prompt, then the trie of its continuations
+    in preorder (right-padded). Token ``i`` attends to the prefix and to token ``j`` of its row iff
+    ``j <= i < end[j]``: the prompt's tokens are seen by all after them, a trie node by its subtree, padding by
+    nobody; so the K candidates of a prompt share the prompt's one KV cache, and their shared prefixes."""
 
     hidden: Tensor
     """``[B, L, H]``."""
     positions: Tensor
-    """``[B, L]``: each token's position after the prefix (a continuation's first token follows the prompt)."""
-    segments: Tensor
-    """``[B, L]``: 0 on prompt tokens, ``c + 1`` on the tokens of the row's continuation ``c``, -1 on padding."""
+    """``[B, L]``: each token's position after the prefix (a trie node's: the prompt's length plus its depth)."""
+    end: Tensor
+    """``[B, L]``: one past the last index that attends to each token (``L`` for prompt tokens, the end of its
+    subtree for a trie node, its own index for padding)."""
     last: Tensor
     """``[B]``: the index of each row's last prompt token."""
     reads: Tensor
-    """``[n]``: flat indices (``row * L + index``) of the continuation tokens whose next-token logits are needed."""
+    """``[n]``: flat indices (``row * L + index``) of the trie nodes whose next-token logits are needed (each once)."""
 
     def replace(self, hidden: Tensor) -> Rows:
         """The same layout with new hidden states."""
-        return Rows(hidden, self.positions, self.segments, self.last, self.reads)
+        return Rows(hidden, self.positions, self.end, self.last, self.reads)
 
 
 def _cache(config, entries: dict[int, tuple[Tensor, Tensor]]) -> DynamicCache:
@@ -71,16 +75,14 @@ def _cache(config, entries: dict[int, tuple[Tensor, Tensor]]) -> DynamicCache:
 def attention_mask(x: Rows, prefix_length: int, implementation: str, dtype: torch.dtype) -> Tensor:
     """``[B, 1, L, prefix + L]``: who attends to whom in :class:`Rows` (every token sees the whole prefix), in the
     form the attention ``implementation`` takes (boolean for ``sdpa``, additive for ``eager``)."""
-    seg = x.segments
-    batch, length = seg.shape
-    index = torch.arange(length, device=seg.device)
-    keys, queries = seg[:, None, :], seg[:, :, None]
-    allowed = (index[:, None] >= index[None, :]) & (keys >= 0) & ((keys == 0) | (keys == queries))
+    batch, length = x.end.shape
+    index = torch.arange(length, device=x.end.device)
+    allowed = (index[None, None, :] <= index[None, :, None]) & (index[None, :, None] < x.end[:, None, :])
     allowed = torch.cat([allowed.new_ones(batch, length, prefix_length), allowed], -1)[:, None]
     if implementation == "sdpa":
         return allowed
     if implementation == "eager":
-        return torch.zeros(allowed.shape, dtype=dtype, device=seg.device).masked_fill(~allowed, torch.finfo(dtype).min)
+        return torch.zeros(allowed.shape, dtype=dtype, device=x.end.device).masked_fill(~allowed, torch.finfo(dtype).min)
     raise ValueError(f"attention implementation {implementation!r} takes no custom mask: load the model with "
                      "attn_implementation='sdpa' (or 'eager') for the LLM policy's shared-prompt scoring")
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from textgym.policies.llm_memory import ByteLRU, nbytes
+from textgym.policies.llm_trie import Trie
 
 
 def test_evicts_least_recently_used_by_bytes() -> None:
@@ -41,6 +42,8 @@ def test_sizes_count_tensors_and_nested_containers() -> None:
     assert nbytes(torch.zeros(10, dtype=torch.float64)) == 80
     pair = [(torch.zeros(4), torch.zeros(4))]
     assert nbytes(pair) >= 32 + 32
+    trie = Trie.build(((1, 2, 3), (1, 4)))  # a dataclass (the token cache holds action sets' tries): by its fields
+    assert nbytes(trie) > nbytes(trie.continuations) + nbytes(trie.tokens) + nbytes(trie.end)
     with pytest.raises(ValueError, match="max_bytes"):
         ByteLRU(-1)
 

@@ -13,7 +13,7 @@ from transformers import DynamicCache
 from textgym.algorithms.evaluation import evaluate, slot_info, vector_env
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
-from textgym.policies.llm_prompts import History
+from textgym.policies.llm_prompts import History, Prompt
 
 frozen_lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False)
 guess_number = partial(gym.make, "textgym/GuessNumber-v0")
@@ -83,7 +83,7 @@ def test_multi_token_actions_match_plain_forward(tokenizer, normalisation, dtype
     observations, infos = states(env_fn, steps=0)
     prompt = policy.history.prompts(observations, infos)[0]
     query = policy._query(prompt)
-    assert query.continuations  # the multi-token path
+    assert query.trie.continuations  # the multi-token path
     with torch.no_grad():
         evaluation = policy.evaluate([prompt] * len(prompt.actions), range(len(prompt.actions)))
         scores = []
@@ -91,9 +91,62 @@ def test_multi_token_actions_match_plain_forward(tokenizer, normalisation, dtype
             tokens, _ = plain_logprobs(policy, prompt, policy._tokens(action) + [tokenizer.eos_token_id])
             scores.append(tokens.sum() if normalisation == "sum" else tokens.mean())
     torch.testing.assert_close(evaluation.logprobs, torch.stack(scores).log_softmax(-1), atol=tolerance, rtol=0)
-    # the prompt ran once for all its candidates: its tokens and theirs, no K-fold copy
+    # the prompt ran once for all its candidates: its tokens and their trie's nodes, no K-fold copy
     prompt_tokens = len(policy._tokens(policy.chat.dynamic(prompt.text)))
-    assert policy.tokens_forwarded == prompt_tokens + sum(len(c) for c in query.continuations)
+    assert policy.tokens_forwarded == prompt_tokens + len(query.trie)
+
+
+SHARED_PREFIXES = ("move A onto B", "move A onto C", "move A to the table", "move A", "move A onto")
+"""Actions whose tokens share prefixes; "move A" and "move A onto" are prefixes of others."""
+
+
+def shared_prefix_prompt() -> Prompt:
+    observation, info = frozen_lake().reset(seed=0)
+    return Prompt(info["instructions"], observation, SHARED_PREFIXES)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("normalisation", ["sum", "mean"])
+def test_actions_sharing_prefixes_score_and_train_as_separate_forwards(tokenizer, attention, normalisation) -> None:
+    """The trie of the actions gives the log-probs and the gradients of one plain forward per action."""
+    policy = make_policy(tokenizer, normalisation=normalisation)
+    policy.network.to(torch.float64)
+    policy.lm.config._attn_implementation = attention
+    prompt = shared_prefix_prompt()
+    actions = range(len(prompt.actions))
+    weights = torch.arange(1.0, len(actions) + 1, dtype=torch.float64)  # every action's log-prob counts differently
+    adapters, _ = policy.trainable_parameters()
+    packed = policy.evaluate([prompt] * len(actions), actions).logprobs
+    packed_grads = torch.autograd.grad((weights * packed).sum(), adapters)
+    scores = []
+    for action in prompt.actions:
+        tokens, _ = plain_logprobs(policy, prompt, policy._tokens(action) + [tokenizer.eos_token_id])
+        scores.append(tokens.sum() if normalisation == "sum" else tokens.mean())
+    separate = torch.stack(scores).log_softmax(-1)
+    separate_grads = torch.autograd.grad((weights * separate).sum(), adapters)
+    torch.testing.assert_close(packed, separate, atol=1e-5, rtol=0)
+    assert all(g.abs().sum() > 0 for g in separate_grads)
+    # relative to the largest entry: Llama's RMSNorm (and eager attention's softmax) run in fp32 even in an fp64
+    # model, and the trie sums a shared node's gradient in another order than the separate forwards do
+    scale = max(float(g.abs().max()) for g in separate_grads)
+    for a, b in zip(packed_grads, separate_grads):
+        torch.testing.assert_close(a, b, atol=1e-5 * scale, rtol=0)
+
+
+def test_the_trie_row_is_shorter_than_the_chains_by_the_shared_tokens(tokenizer) -> None:
+    policy = make_policy(tokenizer)
+    prompt = shared_prefix_prompt()
+    query = policy._query(prompt)
+    chains = [(*policy._tokens(action), tokenizer.eos_token_id) for action in prompt.actions]
+    nodes = len({chain[: d + 1] for chain in chains for d in range(len(chain))})  # distinct token prefixes
+    assert nodes < sum(len(chain) for chain in chains)
+    prompt_tokens = len(policy._tokens(policy.chat.dynamic(prompt.text)))
+    x, _ = policy._batch([query], [policy._lower_states(query, policy._prefix(prompt.instructions))])
+    assert x.hidden.shape[1] == policy._length(query) == len(policy._row_ids(query)) == prompt_tokens + nodes
+    with torch.no_grad():
+        policy.evaluate([prompt], [0])
+    assert policy.tokens_forwarded == prompt_tokens + nodes
+    assert policy._query(prompt).trie is query.trie  # the action set's trie is built once, then cached
 
 
 def test_generated_answers_are_scored_like_plain_forward(tokenizer) -> None:
