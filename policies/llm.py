@@ -235,15 +235,20 @@ class LLMPolicy(Policy):
         choices: Sequence[Choice],
         memo: dict[Query, QueryResult] | None = None,
         reference_memo: dict[Query, QueryResult] | None = None,
+        mode: ActionMode | None = None,
     ) -> Evaluation:
         """Log-probs of ``choices``, entropies and values (with gradients unless under ``no_grad``).
 
         Given ``reference_memo``, also the KL from this policy to the reference (adapters disabled): exact
         over the actions in score mode, the k3 estimate of the sampled answer in generate mode.
+        ``mode`` is the action mode whose log-probs to compute (by default the policy's own): in generate mode a
+        choice is an answer's tokens (see :meth:`answer_tokens`), scored at ``temperature`` as :meth:`act` samples
+        them; memos hold one mode's results.
         """
-        generate = self.config.action_mode is ActionMode.generate
+        mode = self.config.action_mode if mode is None else mode
+        generate = mode is ActionMode.generate
         queries = [Query(p, (c,)) if generate else self._query(p) for p, c in zip(prompts, choices)]
-        results = self._results(queries, memo)
+        results = self._results(queries, memo, mode)
         picked = [results[q].logprobs[0 if generate else c] for q, c in zip(queries, choices)]
         evaluation = Evaluation(
             torch.stack(picked), torch.stack([results[q].entropy for q in queries]),
@@ -251,7 +256,7 @@ class LLMPolicy(Policy):
         )
         if reference_memo is not None:
             with torch.no_grad(), self.lm.disable_adapter():
-                reference = self._results(queries, reference_memo)
+                reference = self._results(queries, reference_memo, mode)
             if generate:
                 log_ratio = torch.stack([reference[q].logprobs[0] for q in queries]) - evaluation.logprobs
                 evaluation.kl = log_ratio.exp() - 1 - log_ratio
@@ -262,6 +267,10 @@ class LLMPolicy(Policy):
         return evaluation
 
     # ---- prompts and candidates ---------------------------------------------------------------
+    def answer_tokens(self, action: str) -> tuple[int, ...]:
+        """The answer that writes ``action`` in generate mode: its tokens and the end token."""
+        return (*self._tokens(action), self.tokenizer.eos_token_id)
+
     def _tokens(self, text: str) -> list[int]:
         """The token ids of ``text`` (cached: do not modify them)."""
         return self._tokenized.fetch(text, lambda: self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -276,10 +285,12 @@ class LLMPolicy(Policy):
             return ()
         return tuple(t + (self.tokenizer.eos_token_id,) for t in tokens)
 
-    def forward_unit(self, prompt: Prompt, choice: Choice) -> tuple[Query, int]:
-        """The forward unit that evaluates ``choice`` in ``prompt`` (equal units share one pass) and its token count
-        in the trainable layers: the dynamic prompt and the continuations packed after it."""
-        query = Query(prompt, (choice,)) if self.config.action_mode is ActionMode.generate else self._query(prompt)
+    def forward_unit(self, prompt: Prompt, choice: Choice, mode: ActionMode | None = None) -> tuple[Query, int]:
+        """The forward unit that evaluates ``choice`` in ``prompt`` in ``mode`` (by default the policy's; equal units
+        share one pass) and its token count in the trainable layers: the dynamic prompt and the continuations packed
+        after it."""
+        generate = (self.config.action_mode if mode is None else mode) is ActionMode.generate
+        query = Query(prompt, (choice,)) if generate else self._query(prompt)
         return query, self._length(query)
 
     def prefix_length(self, instructions: str) -> int:
@@ -317,8 +328,12 @@ class LLMPolicy(Policy):
         return text.splitlines()[0].strip() if text else ""
 
     # ---- forward passes -----------------------------------------------------------------------
-    def _results(self, queries: Sequence[Query], memo: dict[Query, QueryResult] | None = None) -> dict[Query, QueryResult]:
-        """The result of each distinct query, batched per instructions prefix; ``memo`` is read and filled."""
+    def _results(
+        self, queries: Sequence[Query], memo: dict[Query, QueryResult] | None = None, mode: ActionMode | None = None
+    ) -> dict[Query, QueryResult]:
+        """The result of each distinct query in ``mode`` (by default the policy's), batched per instructions prefix;
+        ``memo`` is read and filled."""
+        mode = self.config.action_mode if mode is None else mode
         results: dict[Query, QueryResult] = {} if memo is None else memo
         todo = defaultdict(list)
         for query in dict.fromkeys(queries):
@@ -330,7 +345,7 @@ class LLMPolicy(Policy):
                 x, scoring = self._batch(chunk, [self._lower_states(q, prefix) for q in chunk])
                 out = self.forward_module(prefix, x)
                 self.tokens_forwarded += int((x.segments >= 0).sum())
-                results.update(zip(chunk, self._read(chunk, out, scoring)))
+                results.update(zip(chunk, self._read(chunk, out, scoring, mode)))
         return results if memo is None else {q: results[q] for q in queries}
 
     def _chunks(self, group: list[Query]) -> list[list[Query]]:
@@ -386,9 +401,9 @@ class LLMPolicy(Policy):
                  torch.tensor(last, device=device), torch.tensor(reads, dtype=torch.long, device=device))
         return x, scoring
 
-    def _read(self, chunk: Sequence[Query], out: NetworkOutput, scoring: Scoring) -> list[QueryResult]:
-        """Per query: log-probs over its actions (or of its answer), entropy and value."""
-        mode, temperature = self.config.action_mode, self.config.temperature
+    def _read(self, chunk: Sequence[Query], out: NetworkOutput, scoring: Scoring, mode: ActionMode) -> list[QueryResult]:
+        """Per query: log-probs over its actions (score ``mode``) or of its answer (generate), entropy and value."""
+        temperature = self.config.temperature
         token_logprobs = token_entropy = None
         if scoring.lengths:
             logits = torch.cat([out.last_logits, out.read_logits])

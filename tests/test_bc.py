@@ -12,7 +12,8 @@ import pytest
 import torch
 from tiny_llm import save_tiny, tiny_model, tiny_tokenizer
 
-from textgym.algorithms.bc import BC, choice_of, cloning_losses, recorded_turns
+from textgym.algorithms.bc import BC, cloning_losses
+from textgym.algorithms.imitation import choice_of, recorded_turns
 from textgym.algorithms.bc_config import BCConfig
 from textgym.algorithms.evaluation import evaluate_tasks, slot_info, vector_env
 from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories

@@ -21,12 +21,13 @@ from transformers.utils import get_json_schema
 from textgym.algorithms.evaluation import evaluate, evaluate_tasks, vector_env
 from textgym.algorithms.grpo import GRPO, EpisodeTools, TextActionTools, environment_factory, tools_class
 from textgym.algorithms.grpo_config import GRPOConfig
+from textgym.algorithms.imitation_config import Keep
 from textgym.algorithms.sft import SFT, sft_examples
-from textgym.algorithms.sft_config import Keep, SFTConfig
+from textgym.algorithms.sft_config import SFTConfig
 from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories, select
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
-from textgym.policies.llm_prompts import ChatFormat, History
+from textgym.policies.llm_prompts import History, Prompt
 from textgym.policies.oracle import OraclePolicy
 
 guess_number8 = partial(gym.make, "textgym/GuessNumber8-v0")
@@ -89,20 +90,20 @@ def test_keep_selects_successes_or_the_best_episode_of_each_task() -> None:
     assert set(select(dataset, Keep.best)["episode"]) == {1, 3, 4}
 
 
-def test_sft_examples_are_token_for_token_what_the_policy_runs(tokenizer, tmp_path: Path) -> None:
+def test_sft_examples_are_the_prompts_the_policy_builds_and_its_answer_tokens(tokenizer, tmp_path: Path) -> None:
     rows = oracle_dataset(tmp_path / "data", episodes=3)
     policy = tiny_policy(tokenizer, history=1)
     dataset, _ = load_trajectories(tmp_path / "data")
-    examples = sft_examples(dataset, ChatFormat(tokenizer), history=1)
+    examples = sft_examples(dataset, policy)
+    assert len(examples) == len(rows)
     history = History(1)
     for row, example in zip(rows, examples):
         prompt = history.prompts([row["observation"]], [{"valid_actions": row["valid_actions"]} |
                                                         ({"instructions": row["instructions"]} if row["turn"] == 0 else {})])[0]
         history.record([row["action"]])
-        ids = policy._tokens(policy.chat.prefix(prompt.instructions)) + policy._tokens(policy.chat.dynamic(prompt.text))
-        answer = policy._tokens(row["action"]) + [tokenizer.eos_token_id]
-        assert example["input_ids"] == ids + answer
-        assert example["completion_mask"] == [0] * len(ids) + [1] * len(answer)
+        assert Prompt(example["instructions"], example["text"], tuple(example["actions"])) == prompt
+        assert example["answer"] == tokenizer(row["action"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert any("You answered: " in example["text"] for example in examples)
 
 
 def test_sft_on_oracle_episodes_raises_success_and_init_from_restores_it(tokenizer, tmp_path: Path, one_thread) -> None:
