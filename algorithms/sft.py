@@ -92,6 +92,17 @@ class PolicySFTTrainer(trl.SFTTrainer):
         return -evaluation.logprobs.sum() / tokens
 
 
+def trainer_arguments(cfg: SFTConfig, output_dir: str, seed: int) -> trl.SFTConfig:
+    """TRL's arguments of an ``algorithm=sft`` run (nothing is saved in ``output_dir``)."""
+    return trl.SFTConfig(
+        output_dir=output_dir, num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.logging_steps,
+        bf16=cfg.bf16, use_cpu=training_device(cfg.cpu).type == "cpu", seed=seed, max_length=None,
+        gradient_checkpointing=False, remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
+        save_strategy="no", report_to="none", disable_tqdm=True,
+    )
+
+
 class SFT(TRLAlgorithm[SFTConfig]):
     """Imitates the episodes of a ``textgym collect`` dataset (``algorithm=sft``)."""
 
@@ -101,17 +112,10 @@ class SFT(TRLAlgorithm[SFTConfig]):
         examples = sft_examples(turns, policy)
         log.info("SFT on %d turns of %d episodes", len(examples), len(set(turns["episode"])))
         self.steps = math.ceil(cfg.epochs * math.ceil(len(examples) / cfg.batch_size))
-        device = training_device(cfg.cpu)
-        policy.to(device)
-        args = trl.SFTConfig(
-            output_dir=self.scratch_dir(), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.logging_steps,
-            bf16=cfg.bf16, use_cpu=device.type == "cpu", seed=self.seed, max_length=None, gradient_checkpointing=False,
-            remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True}, save_strategy="no",
-            report_to="none", disable_tqdm=True,
-        )
+        args = trainer_arguments(cfg, self.scratch_dir(), self.seed)
+        if args.world_size > 1:
+            raise ValueError(f"algorithm=sft runs in one process, not {args.world_size}: start it without accelerate "
+                             "launch (algorithm=ppo trains on several)")
+        policy.to(args.device)
         self.trainer = PolicySFTTrainer(policy, cfg.token_budget, args=args, train_dataset=examples,
                                         callbacks=self.trainer_callbacks())
-        if self.trainer.args.world_size > 1:
-            raise ValueError(f"algorithm=sft runs in one process, not {self.trainer.args.world_size}: start it without "
-                             "accelerate launch (algorithm=ppo trains on several)")
