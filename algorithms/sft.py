@@ -60,8 +60,8 @@ def collate(rows: list[dict[str, Any]]) -> dict[str, list]:
 class PolicySFTTrainer(trl.SFTTrainer):
     """TRL's ``SFTTrainer`` whose loss is the LLM policy's generate-mode log-likelihood (see the module docstring).
 
-    Its datasets are :func:`sft_examples`; it logs TRL's ``loss`` and ``entropy`` (the mean over a batch's turns
-    of the answer's mean token entropy at the policy's temperature).
+    Its datasets are :func:`sft_examples`; it logs TRL's ``loss`` and ``entropy`` (over the turns since the last
+    log, the mean of each answer's mean token entropy at the policy's temperature).
     """
 
     def __init__(self, policy: LLMPolicy, token_budget: int, **kwargs: Any) -> None:
@@ -88,7 +88,7 @@ class PolicySFTTrainer(trl.SFTTrainer):
         with self.accelerator.autocast():
             evaluation = self.policy.evaluate(inputs["prompts"], inputs["answers"], mode=ActionMode.generate)
         tokens = inputs.get("tokens", sum(len(answer) for answer in inputs["answers"]))
-        self._metrics["train" if self.model.training else "eval"]["entropy"].append(float(evaluation.entropies.detach().mean()))
+        self._metrics["train" if self.model.training else "eval"]["entropy"].extend(evaluation.entropies.detach().tolist())
         return -evaluation.logprobs.sum() / tokens
 
 
