@@ -18,41 +18,15 @@ import math
 from pathlib import Path
 
 import torch
-from datasets import Dataset
 
 from textgym.algorithms.base import Algorithm
 from textgym.algorithms.bc_config import BCConfig
-from textgym.algorithms.ppo import micro_batches
+from textgym.algorithms.imitation import choice_of, recorded_turns, token_bounded_parts, training_device
 from textgym.algorithms.trajectories import imitation_turns
 from textgym.policies.llm import Choice, LLMPolicy
-from textgym.policies.llm_config import ActionMode
-from textgym.policies.llm_prompts import History, Prompt
+from textgym.policies.llm_prompts import Prompt
 
 log = logging.getLogger(__name__)
-
-
-def recorded_turns(turns: Dataset, history: int) -> list[tuple[Prompt, str]]:
-    """Per recorded turn, the prompt the LLM policy builds in that state (``history`` earlier turns of its
-    episode) and the recorded action."""
-    examples, episode, window = [], None, History(history)
-    for row in turns:
-        if row["episode"] != episode:  # the rows of an episode are consecutive, in turn order
-            episode, window = row["episode"], History(history)
-        info = {"valid_actions": row["valid_actions"]} | ({"instructions": row["instructions"]} if row["turn"] == 0 else {})
-        prompt = window.prompts([row["observation"]], [info])[0]
-        window.record([row["action"]])
-        examples.append((prompt, row["action"]))
-    return examples
-
-
-def choice_of(policy: LLMPolicy, prompt: Prompt, action: str) -> Choice:
-    """The policy's choice that plays ``action`` in ``prompt``: its index (score mode) or its answer tokens."""
-    if policy.config.action_mode is ActionMode.generate:
-        return (*policy._tokens(action), policy.tokenizer.eos_token_id)
-    if action not in prompt.actions:
-        raise ValueError(f"the recorded action {action!r} is not among the valid actions {list(prompt.actions)} of "
-                         "its state: the dataset was recorded on another env version; collect it again")
-    return prompt.actions.index(action)
 
 
 def cloning_losses(policy: LLMPolicy, prompts: list[Prompt], choices: list[Choice]) -> torch.Tensor:
@@ -87,8 +61,7 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         self.steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
         log.info("BC on %d turns of %d episodes: %d steps of %d turns per epoch", len(examples),
                  len(set(turns["episode"])), self.steps_per_epoch, cfg.batch_size)
-        device = torch.device("cpu") if cfg.cpu or not torch.cuda.is_available() else torch.device("cuda")
-        policy.to(device)
+        policy.to(training_device(cfg.cpu))
         adapters, _ = policy.trainable_parameters()
         self.optimizer = torch.optim.AdamW(adapters, lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)
         self.ctx.total_env_steps = 0
@@ -104,9 +77,9 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         cfg, policy, ctx = self.config, self.policy, self.ctx
         adapters, _ = policy.trainable_parameters()
         index = self._batch(ctx.update)
-        units = [policy.forward_unit(self.prompts[i], self.choices[i]) for i in index]
         total = 0.0
-        for part in micro_batches(units, cfg.token_budget):
+        for part in token_bounded_parts(policy, [self.prompts[i] for i in index], [self.choices[i] for i in index],
+                                        cfg.token_budget):
             rows = [index[i] for i in part]
             loss = cloning_losses(policy, [self.prompts[i] for i in rows], [self.choices[i] for i in rows]).sum()
             (loss / len(index)).backward()

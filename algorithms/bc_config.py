@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textgym.algorithms.base import AlgorithmConfig
-from textgym.algorithms.sft_config import Keep
+from textgym.algorithms.imitation_config import ImitationConfig
 
 
 @dataclass
-class BCConfig(AlgorithmConfig):
+class BCConfig(ImitationConfig):
     """Behaviour cloning of recorded episodes through the LLM policy's own scoring (``algorithm=bc``).
 
     The loss is ``-log pi(a* | s)`` of the recorded action as the policy acts: in score mode the softmax over
@@ -22,10 +21,6 @@ class BCConfig(AlgorithmConfig):
 
     algorithm_class: ClassVar[str] = "textgym.algorithms.bc:BC"
 
-    dataset: str
-    """A directory written by ``textgym collect`` (required)."""
-    keep: Keep = Keep.success
-    """Which episodes to imitate: ``all``, ``success`` or ``best`` (best-of-k per task)."""
     epochs: int = 8
     """Passes over the selected turns."""
     batch_size: int = 32
@@ -34,16 +29,10 @@ class BCConfig(AlgorithmConfig):
     """AdamW's learning rate of the adapters."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm."""
-    token_budget: int = 4096
-    """Most tokens in the trainable layers per micro-batch (gradients summed to the whole batch's, as in PPO)."""
-    cpu: bool = False
-    """Train on the CPU even where a GPU is present."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.keep = Keep(self.keep)
-        if min(self.epochs, self.batch_size, self.token_budget) < 1:
-            raise ValueError(f"epochs={self.epochs}, batch_size={self.batch_size} and token_budget="
-                             f"{self.token_budget} must all be >= 1")
+        if min(self.epochs, self.batch_size) < 1:
+            raise ValueError(f"epochs={self.epochs} and batch_size={self.batch_size} must both be >= 1")
         if self.learning_rate <= 0 or self.max_grad_norm <= 0:
             raise ValueError(f"learning_rate={self.learning_rate} and max_grad_norm={self.max_grad_norm} must be > 0")

@@ -5,35 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textgym.algorithms.base import AlgorithmConfig
-from enum import Enum
-
-
-class Keep(str, Enum):
-    """Which recorded episodes SFT imitates."""
-
-    all = "all"
-    """Every episode (e.g. an oracle's)."""
-    success = "success"
-    """The episodes that succeeded."""
-    best = "best"
-    """Per task (reset seed), the episode with the highest return: best-of-k when each task ran k times
-    (``textgym collect trials=k``), e.g. with a sampling LLM policy."""
+from textgym.algorithms.imitation_config import ImitationConfig
 
 
 @dataclass
-class SFTConfig(AlgorithmConfig):
+class SFTConfig(ImitationConfig):
     """Supervised fine-tuning of an LLM policy's LoRA adapters on recorded episodes, with TRL's SFTTrainer
-    (``algorithm=sft``). The loss is on the answers only (the action and the end token), after prompts built
-    exactly as the policy builds them."""
+    (``algorithm=sft``). The loss is the mean negative log-likelihood per answer token (the action's tokens and
+    the end token) of a batch, as the policy computes it in generate mode: through its own forward pass, at its
+    ``temperature``, after prompts built exactly as the policy builds them."""
 
     algorithm_class: ClassVar[str] = "textgym.algorithms.sft:SFT"
     checkpoints: ClassVar[bool] = False  # the trainer runs in one call; rerun it instead
 
-    dataset: str
-    """A directory written by ``textgym collect`` (required)."""
-    keep: Keep = Keep.success
-    """Which episodes to imitate: ``all``, ``success`` or ``best`` (best-of-k per task)."""
     epochs: float = 2.0
     """Passes over the selected turns."""
     learning_rate: float = 5e-4
@@ -44,14 +28,13 @@ class SFTConfig(AlgorithmConfig):
     """A transformers scheduler name (``constant``, ``linear``, ``cosine``, ...)."""
     logging_steps: int = 5
     """Optimizer steps between logged losses (``train/loss``)."""
-    bf16: bool = True
-    """bf16 autocast in the forward and backward passes (faster, also on CPUs); the weights keep their dtype."""
-    cpu: bool = False
-    """Train on the CPU even where a GPU is present."""
+    bf16: bool = False
+    """bf16 autocast in the forward and backward passes (faster on GPUs); the weights keep their dtype. The policy
+    acts in its own dtype, so bf16 trains an approximation of the function that acts (log-probs differ by up to
+    ~0.3 nats on SmolLM2), and the frozen layers' outputs it caches are bf16-computed."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.keep = Keep(self.keep)
         if self.epochs <= 0 or self.learning_rate <= 0:
             raise ValueError(f"epochs={self.epochs} and learning_rate={self.learning_rate} must be > 0")
         if self.batch_size < 1 or self.logging_steps < 1:

@@ -19,7 +19,7 @@ from typing import Any
 from datasets import Dataset, DatasetInfo, load_from_disk
 
 from textgym.algorithms.evaluation import Episode
-from textgym.algorithms.sft_config import Keep
+from textgym.algorithms.imitation_config import Keep
 from textgym.policies.llm_prompts import History
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def load_trajectories(directory: str | Path) -> tuple[Dataset, dict[str, Any]]:
 
 
 def select(dataset: Dataset, keep: Keep) -> Dataset:
-    """The turns of the episodes that ``keep`` selects (see :class:`~textgym.algorithms.sft_config.Keep`)."""
+    """The turns of the episodes that ``keep`` selects (see :class:`~textgym.algorithms.imitation_config.Keep`)."""
     if keep is Keep.all:
         return dataset
     if keep is Keep.success:

@@ -267,15 +267,20 @@ class LLMPolicy(Policy):
         choices: Sequence[Choice],
         memo: Memo | None = None,
         reference_memo: dict[Query, QueryResult] | None = None,
+        mode: ActionMode | None = None,
     ) -> Evaluation:
         """Log-probs of ``choices``, entropies and values (with gradients unless under ``no_grad``).
 
         Given ``reference_memo``, also the KL from this policy to the reference (adapters disabled): exact
         over the actions in score mode, the k3 estimate of the sampled answer in generate mode.
+        ``mode`` is the action mode whose log-probs to compute (by default the policy's own): in generate mode a
+        choice is an answer's tokens (see :meth:`answer_tokens`), scored at ``temperature`` as :meth:`act` samples
+        them; memos hold one mode's results.
         """
-        generate = self.config.action_mode is ActionMode.generate
-        queries = [self._unit(p, c) for p, c in zip(prompts, choices)]
-        results = self._results(queries, memo)
+        mode = self.config.action_mode if mode is None else mode
+        generate = mode is ActionMode.generate
+        queries = [self._unit(p, c, mode) for p, c in zip(prompts, choices)]
+        results = self._results(queries, memo, mode)
         picked = [results[q].logprobs[0 if generate else c] for q, c in zip(queries, choices)]
         evaluation = Evaluation(
             torch.stack(picked), torch.stack([results[q].entropy for q in queries]),
@@ -283,7 +288,7 @@ class LLMPolicy(Policy):
         )
         if reference_memo is not None:
             with torch.no_grad(), self.lm.disable_adapter():
-                reference = self._results(queries, reference_memo)
+                reference = self._results(queries, reference_memo, mode)
             if generate:
                 log_ratio = torch.stack([reference[q].logprobs[0] for q in queries]) - evaluation.logprobs
                 evaluation.kl = log_ratio.exp() - 1 - log_ratio
@@ -294,6 +299,10 @@ class LLMPolicy(Policy):
         return evaluation
 
     # ---- prompts and candidates ---------------------------------------------------------------
+    def answer_tokens(self, action: str) -> tuple[int, ...]:
+        """The answer that writes ``action`` in generate mode: its tokens and the end token."""
+        return (*self._tokens(action), self.tokenizer.eos_token_id)
+
     def _tokens(self, text: str) -> list[int]:
         """The token ids of ``text`` (cached: do not modify them)."""
         return self._tokenized.fetch(text, lambda: self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -308,16 +317,18 @@ class LLMPolicy(Policy):
             return Trie.build(())
         return Trie.build(tuple(t + (self.tokenizer.eos_token_id,) for t in tokens))
 
-    def _unit(self, prompt: Prompt, choice: Choice) -> Query:
-        """The query that evaluates ``choice`` in ``prompt``: its actions' trie, or the one chain of its answer."""
-        if self.config.action_mode is ActionMode.generate:
+    def _unit(self, prompt: Prompt, choice: Choice, mode: ActionMode | None = None) -> Query:
+        """The query that evaluates ``choice`` in ``prompt`` in ``mode`` (by default the policy's): its actions' trie,
+        or the one chain of its answer."""
+        if (self.config.action_mode if mode is None else mode) is ActionMode.generate:
             return Query(prompt, Trie.build((choice,)))
         return self._query(prompt)
 
-    def forward_unit(self, prompt: Prompt, choice: Choice) -> tuple[Query, int]:
-        """The forward unit that evaluates ``choice`` in ``prompt`` (equal units share one pass) and its token count
-        in the trainable layers: the dynamic prompt and the trie nodes packed after it."""
-        query = self._unit(prompt, choice)
+    def forward_unit(self, prompt: Prompt, choice: Choice, mode: ActionMode | None = None) -> tuple[Query, int]:
+        """The forward unit that evaluates ``choice`` in ``prompt`` in ``mode`` (by default the policy's; equal units
+        share one pass) and its token count in the trainable layers: the dynamic prompt and the trie nodes packed
+        after it."""
+        query = self._unit(prompt, choice, mode)
         return query, self._length(query)
 
     def prefix_length(self, instructions: str) -> int:
@@ -356,8 +367,12 @@ class LLMPolicy(Policy):
         return text.splitlines()[0].strip() if text else ""
 
     # ---- forward passes -----------------------------------------------------------------------
-    def _results(self, queries: Sequence[Query], memo: Memo | None = None) -> dict[Query, QueryResult]:
-        """The result of each distinct query, batched per instructions prefix; ``memo`` is read and filled."""
+    def _results(
+        self, queries: Sequence[Query], memo: Memo | None = None, mode: ActionMode | None = None
+    ) -> dict[Query, QueryResult]:
+        """The result of each distinct query in ``mode`` (by default the policy's), batched per instructions prefix;
+        ``memo`` is read and filled."""
+        mode = self.config.action_mode if mode is None else mode
         distinct = dict.fromkeys(queries)
         results = {} if memo is None else {q: memo[q] for q in distinct if q in memo}
         todo = defaultdict(list)
@@ -370,7 +385,7 @@ class LLMPolicy(Policy):
                 x, scoring = self._batch(chunk, [self._lower_states(q, prefix) for q in chunk])
                 out = self.forward_module(prefix, x)
                 self.tokens_forwarded += sum(self._length(q) for q in chunk)
-                for query, result in zip(chunk, self._read(chunk, out, scoring)):
+                for query, result in zip(chunk, self._read(chunk, out, scoring, mode)):
                     results[query] = result
                     if memo is not None:
                         memo[query] = result
@@ -426,9 +441,9 @@ class LLMPolicy(Policy):
                  torch.tensor(last, device=device), torch.tensor(reads, dtype=torch.long, device=device))
         return x, scoring
 
-    def _read(self, chunk: Sequence[Query], out: NetworkOutput, scoring: Scoring) -> list[QueryResult]:
-        """Per query: log-probs over its actions (or of its answer), entropy and value."""
-        mode, temperature = self.config.action_mode, self.config.temperature
+    def _read(self, chunk: Sequence[Query], out: NetworkOutput, scoring: Scoring, mode: ActionMode) -> list[QueryResult]:
+        """Per query: log-probs over its actions (score ``mode``) or of its answer (generate), entropy and value."""
+        temperature = self.config.temperature
         token_logprobs = token_entropy = None
         if scoring.lengths:
             logits = torch.cat([out.last_logits, out.read_logits])

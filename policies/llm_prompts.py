@@ -62,15 +62,6 @@ class ChatFormat:
         """The user's message and the template text after it (the assistant's answer starts next)."""
         return text + self.suffix
 
-    def example(self, prompt: Prompt, action: str) -> tuple[list[int], list[int]]:
-        """Token ids of ``prompt`` as the policy runs it (prefix and dynamic part tokenized apart), and of the
-        answer ``action`` followed by the end token, as the policy scores and generates answers (for SFT)."""
-        prompt_ids = self._ids(self.prefix(prompt.instructions)) + self._ids(self.dynamic(prompt.text))
-        return prompt_ids, self._ids(action) + [self.tokenizer.eos_token_id]
-
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
 
 class History:
     """Per vector-env slot: the instructions and the last ``window`` turns of the running episode.

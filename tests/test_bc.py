@@ -11,10 +11,11 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
-from tiny_llm import save_tiny, tiny_model, tiny_tokenizer
+from tiny_llm import move_adapters, save_tiny, tiny_model, tiny_tokenizer
 
 from textgym.algorithms.base import Interrupted
-from textgym.algorithms.bc import BC, choice_of, cloning_losses, recorded_turns
+from textgym.algorithms.bc import BC, cloning_losses
+from textgym.algorithms.imitation import choice_of, recorded_turns
 from textgym.algorithms.bc_config import BCConfig
 from textgym.algorithms.callbacks import Callback
 from textgym.algorithms.evaluation import evaluate_tasks, slot_info, vector_env
@@ -35,11 +36,7 @@ def tokenizer():
 def tiny_policy(tokenizer, **overrides) -> LLMPolicy:
     config = LLMPolicyConfig(**{"trainable_layers": 2, "lora_r": 8, **overrides})
     policy = LLMPolicy(config, tiny_model(tokenizer, layers=3), tokenizer)
-    torch.manual_seed(1)
-    with torch.no_grad():  # non-zero adapters: the adapted policy differs from the base model
-        for name, p in policy.lm.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.3)
+    move_adapters(policy)  # the adapted policy differs from the base model
     return policy
 
 

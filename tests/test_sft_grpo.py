@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -13,23 +12,27 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import trl
 from accelerate.state import AcceleratorState
 from datasets import Dataset
-from tiny_llm import save_tiny, tiny_model, tiny_tokenizer
+from tiny_llm import learnable_end, move_adapters, save_tiny, tiny_model, tiny_tokenizer
 from transformers.utils import get_json_schema
 
-from textgym.algorithms.evaluation import evaluate, evaluate_tasks, vector_env
+from textgym.algorithms.evaluation import evaluate, evaluate_tasks, slot_info, vector_env
 from textgym.algorithms.grpo import GRPO, EpisodeTools, TextActionTools, environment_factory, tools_class
 from textgym.algorithms.grpo_config import GRPOConfig
-from textgym.algorithms.sft import SFT, sft_examples
-from textgym.algorithms.sft_config import Keep, SFTConfig
+from textgym.algorithms.imitation import recorded_turns
+from textgym.algorithms.imitation_config import Keep
+from textgym.algorithms.sft import SFT, PolicySFTTrainer, collate, sft_examples, trainer_arguments
+from textgym.algorithms.sft_config import SFTConfig
 from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories, select
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
-from textgym.policies.llm_prompts import ChatFormat, History
+from textgym.policies.llm_prompts import History, Prompt
 from textgym.policies.oracle import OraclePolicy
 
 guess_number8 = partial(gym.make, "textgym/GuessNumber8-v0")
+lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False)
 small_lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False, desc=["SFF", "FHF", "FFG"],
                      max_episode_steps=8, reward={"bump": -0.05})
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -45,11 +48,12 @@ def tiny_policy(tokenizer, **overrides) -> LLMPolicy:
     return LLMPolicy(config, tiny_model(tokenizer), tokenizer)
 
 
-def oracle_dataset(directory: Path, episodes: int = 40, trials: int = 1, history: int = 0) -> list[dict]:
+def oracle_dataset(directory: Path, episodes: int = 40, trials: int = 1, history: int = 0, env_fn=guess_number8,
+                   env_id: str = "textgym/GuessNumber8-v0") -> list[dict]:
     seeds = [task for task in range(episodes) for _ in range(trials)]
-    result = evaluate_tasks(vector_env(guess_number8, 8), OraclePolicy(), seeds, record=True)
-    rows = episode_rows(result.episodes, "textgym/GuessNumber8-v0", 0, history)
-    save_trajectories(rows, {"env_id": "textgym/GuessNumber8-v0", "seed": 0}, directory)
+    result = evaluate_tasks(vector_env(env_fn, 8), OraclePolicy(), seeds, record=True)
+    rows = episode_rows(result.episodes, env_id, 0, history)
+    save_trajectories(rows, {"env_id": env_id, "seed": 0}, directory)
     return rows
 
 
@@ -89,20 +93,20 @@ def test_keep_selects_successes_or_the_best_episode_of_each_task() -> None:
     assert set(select(dataset, Keep.best)["episode"]) == {1, 3, 4}
 
 
-def test_sft_examples_are_token_for_token_what_the_policy_runs(tokenizer, tmp_path: Path) -> None:
+def test_sft_examples_are_the_prompts_the_policy_builds_and_its_answer_tokens(tokenizer, tmp_path: Path) -> None:
     rows = oracle_dataset(tmp_path / "data", episodes=3)
     policy = tiny_policy(tokenizer, history=1)
     dataset, _ = load_trajectories(tmp_path / "data")
-    examples = sft_examples(dataset, ChatFormat(tokenizer), history=1)
+    examples = sft_examples(dataset, policy)
+    assert len(examples) == len(rows)
     history = History(1)
     for row, example in zip(rows, examples):
         prompt = history.prompts([row["observation"]], [{"valid_actions": row["valid_actions"]} |
                                                         ({"instructions": row["instructions"]} if row["turn"] == 0 else {})])[0]
         history.record([row["action"]])
-        ids = policy._tokens(policy.chat.prefix(prompt.instructions)) + policy._tokens(policy.chat.dynamic(prompt.text))
-        answer = policy._tokens(row["action"]) + [tokenizer.eos_token_id]
-        assert example["input_ids"] == ids + answer
-        assert example["completion_mask"] == [0] * len(ids) + [1] * len(answer)
+        assert Prompt(example["instructions"], example["text"], tuple(example["actions"])) == prompt
+        assert example["answer"] == tokenizer(row["action"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert any("You answered: " in example["text"] for example in examples)
 
 
 def test_sft_on_oracle_episodes_raises_success_and_init_from_restores_it(tokenizer, tmp_path: Path, one_thread) -> None:
@@ -123,6 +127,134 @@ def test_sft_on_oracle_episodes_raises_success_and_init_from_restores_it(tokeniz
         assert torch.allclose(started.decide([observations], [infos], greedy=True).logprobs, expected, atol=1e-6)
     with pytest.raises(ValueError, match="lora_r=8 there, 4 here"):
         tiny_policy(tokenizer, lora_r=4, init_from=str(tmp_path / "sft"))
+
+
+@pytest.fixture
+def fresh_accelerate():  # noqa: ANN201 - a generator fixture
+    """Trainers built outside a run leave accelerate's process-wide state as a run would reset it."""
+    yield
+    AcceleratorState._reset_state()
+
+
+def generating_policy(tokenizer, adapted: bool = True, **overrides) -> LLMPolicy:
+    """A generate-mode tiny policy with an earlier turn in its prompts and adapters on its top 2 of 3 layers."""
+    config = LLMPolicyConfig(**{"action_mode": "generate", "max_new_tokens": 4, "history": 1, "trainable_layers": 2,
+                                "lora_r": 8, **overrides})
+    policy = LLMPolicy(config, tiny_model(tokenizer, layers=3), tokenizer)
+    if adapted:
+        move_adapters(policy)
+    return policy
+
+
+def sampled_rows(policy: LLMPolicy) -> tuple[list[dict], torch.Tensor]:
+    """SFT rows of the answers the policy samples in 3 turns of 4 lakes, and their log pi as ``decide`` gives it."""
+    env = vector_env(lake, 4)
+    observations, infos = env.reset(seed=0)
+    rows, logprobs = [], []
+    for _ in range(3):
+        with torch.no_grad():
+            decision = policy.decide(list(observations), [slot_info(infos, i) for i in range(4)])
+        rows += [{"instructions": p.instructions, "text": p.text, "actions": list(p.actions), "answer": list(c)}
+                 for p, c in zip(decision.prompts, decision.choices)]
+        logprobs.append(decision.logprobs)
+        observations, *_, infos = env.step(decision.actions)
+    assert any("You answered: " in row["text"] for row in rows) and all(row["instructions"] for row in rows)
+    return rows, torch.cat(logprobs)
+
+
+def sft_loss(policy: LLMPolicy, rows: list[dict], tmp_path: Path) -> torch.Tensor:
+    """algorithm=sft's loss of the rows as one batch."""
+    args = trainer_arguments(SFTConfig(dataset="unused", bf16=False, cpu=True), str(tmp_path / "sft"), seed=0)
+    trainer = PolicySFTTrainer(policy, 4096, args=args, train_dataset=Dataset.from_list(rows))
+    return trainer.compute_loss(policy.lm, collate(rows))
+
+
+def former_sft_loss(policy: LLMPolicy, rows: list[dict], tmp_path: Path) -> torch.Tensor:
+    """The loss of algorithm=sft before it used the policy's forward pass: TRL's own full forward of the whole
+    token sequence (instructions prefix included), the adapters on at every token."""
+    examples = []
+    for row in rows:
+        prompt = policy._tokens(policy.chat.prefix(row["instructions"])) + policy._tokens(policy.chat.dynamic(row["text"]))
+        examples.append({"input_ids": prompt + row["answer"], "completion_mask": [0] * len(prompt) + [1] * len(row["answer"])})
+    args = trl.SFTConfig(output_dir=str(tmp_path / "former"), completion_only_loss=True, max_length=None, use_cpu=True,
+                         bf16=False, report_to="none")
+    trainer = trl.SFTTrainer(model=policy.lm, args=args, train_dataset=Dataset.from_list(examples),
+                             processing_class=policy.tokenizer)
+    with torch.no_grad():
+        return trainer.compute_loss(policy.lm, trainer.data_collator(list(trainer.train_dataset)))
+
+
+def test_sft_loss_is_minus_log_pi_per_answer_token_as_generate_mode_samples(tokenizer, tmp_path: Path, one_thread,
+                                                                              fresh_accelerate) -> None:
+    policy = generating_policy(tokenizer, temperature=0.7)
+    rows, logprobs = sampled_rows(policy)  # sampled at temperature 0.7, answers of 1 to 4 tokens
+    tokens = sum(len(row["answer"]) for row in rows)
+    loss = sft_loss(generating_policy(tokenizer, temperature=0.7), rows, tmp_path)  # cold caches: nothing reused
+    assert loss.requires_grad
+    torch.testing.assert_close(loss.detach(), -logprobs.sum() / tokens, atol=1e-5, rtol=0)
+    # the target is pi at the policy's temperature, as sampled: at temperature 1 the same answers' loss differs
+    at_one = sft_loss(generating_policy(tokenizer, temperature=1.0), rows, tmp_path)
+    assert abs(float(at_one) - float(loss)) > 1e-2
+
+
+def test_the_former_full_forward_loss_is_log_pi_only_while_the_adapters_are_zero(tokenizer, tmp_path: Path, one_thread,
+                                                                                 fresh_accelerate) -> None:
+    for adapted in (False, True):
+        policy = generating_policy(tokenizer, adapted=adapted)
+        rows, logprobs = sampled_rows(policy)
+        expected = -logprobs.sum() / sum(len(row["answer"]) for row in rows)
+        torch.testing.assert_close(sft_loss(policy, rows, tmp_path).detach(), expected, atol=1e-5, rtol=0)
+        former = former_sft_loss(policy, rows, tmp_path)
+        if adapted:  # adapters on the prefix's tokens: another function than the one that samples
+            assert abs(float(former) - float(expected)) > 1e-3, (float(former), float(expected))
+        else:
+            torch.testing.assert_close(former, expected, atol=1e-5, rtol=0)
+
+
+def test_sft_micro_batches_by_token_budget_give_the_same_training(tokenizer, tmp_path: Path, one_thread) -> None:
+    oracle_dataset(tmp_path / "data", episodes=8)
+    trained, calls = [], []
+    for budget in (1, 4096):  # 1: every distinct turn alone
+        policy = generating_policy(tokenizer, history=0)
+        trainer_loss = PolicySFTTrainer.compute_loss
+
+        def counted(self, *args, **kwargs):
+            calls.append(budget)
+            return trainer_loss(self, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(PolicySFTTrainer, "compute_loss", counted)
+            SFT(SFTConfig(dataset=str(tmp_path / "data"), epochs=1, batch_size=8, learning_rate=1e-2, token_budget=budget,
+                          cpu=True)).learn(guess_number8, policy)
+        trained.append(torch.cat([p.detach().flatten() for p in policy.trainable_parameters()[0]]))
+    steps = calls.count(4096)
+    assert calls.count(1) > 2 * steps and steps >= 2
+    torch.testing.assert_close(trained[0], trained[1], atol=1e-5, rtol=1e-4)
+
+
+def test_imitation_configs_name_a_bad_token_budget() -> None:
+    from textgym.algorithms.bc_config import BCConfig
+
+    for config in (SFTConfig, BCConfig):
+        with pytest.raises(ValueError, match="token_budget=0 must be >= 1"):
+            config(dataset="d", token_budget=0)
+    with pytest.raises(ValueError, match="'sometimes' is not a valid Keep"):
+        SFTConfig(dataset="d", keep="sometimes")
+
+
+def test_sft_in_generate_mode_writes_the_demonstrators_answers(tokenizer, tmp_path: Path, one_thread) -> None:
+    oracle_dataset(tmp_path / "data", episodes=16, env_fn=lake, env_id="textgym/FrozenLake-v0")
+    config = LLMPolicyConfig(trainable_layers=None, lora_r=8, action_mode="generate", max_new_tokens=4, greedy=True)
+    policy = LLMPolicy(config, learnable_end(tiny_model(tokenizer)), tokenizer)
+    SFT(SFTConfig(dataset=str(tmp_path / "data"), keep="all", epochs=30, batch_size=16, learning_rate=5e-3,
+                  cpu=True)).learn(lake, policy)
+    dataset, _ = load_trajectories(tmp_path / "data")
+    examples = recorded_turns(dataset, history=0)
+    with torch.no_grad():
+        written = [policy.decide([p.text], [{"valid_actions": list(p.actions), "instructions": p.instructions}],
+                                 greedy=True).actions[0] for p, _ in examples]
+    agreement = sum(a == b for a, (_, b) in zip(written, examples)) / len(examples)
+    assert agreement >= 0.95, agreement
 
 
 def test_bridge_plays_episodes_by_tool_calls_and_scores_the_env_return() -> None:
@@ -176,12 +308,13 @@ def test_grpo_trains_a_few_steps_with_the_env_as_reward(tokenizer, monkeypatch, 
 
 @pytest.mark.slow
 def test_cli_collects_fine_tunes_and_starts_ppo_from_the_result(tmp_path: Path) -> None:
-    """``textgym collect``, ``train algorithm=sft`` and ``train algorithm=ppo policy.init_from=...`` chained (~1 min)."""
+    """The installed ``textgym collect``, ``train algorithm=sft`` and ``train algorithm=ppo policy.init_from=...``
+    chained, in generate mode (~1 min)."""
     save_tiny(tmp_path / "tiny")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"HOME": str(tmp_path)}
 
     def textgym(*args: str) -> subprocess.CompletedProcess:
-        run = subprocess.run([sys.executable, "-m", "textgym", *args], cwd=tmp_path, env=env, capture_output=True,
+        run = subprocess.run(["textgym", *args], cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=300, stdin=subprocess.DEVNULL)
         assert run.returncode == 0, run.stderr[-3000:]
         return run
@@ -193,9 +326,11 @@ def test_cli_collects_fine_tunes_and_starts_ppo_from_the_result(tmp_path: Path) 
     assert metadata["env_id"] == "textgym/GuessNumber-v0" and metadata["config"]["policy"]["_target_"].endswith("Oracle"
                                                                                                                "Policy")
     common = ["env=guess_number", "env.kwargs.high=8", "env.kwargs.max_guesses=4", "policy=llm", "policy.model=tiny",
-              "logger=none", "eval.episodes=16"]
-    textgym("train", *common, "algorithm=sft", "algorithm.dataset=data", "algorithm.epochs=1", "hydra.run.dir=sft")
+              "policy.action_mode=generate", "policy.max_new_tokens=3", "logger=none", "eval.episodes=16"]
+    textgym("train", *common, "algorithm=sft", "algorithm.dataset=data", "algorithm.epochs=1", "algorithm.token_budget=64",
+            "hydra.run.dir=sft")
     assert (tmp_path / "sft" / "adapter" / "adapter_model.safetensors").exists()
+    assert json.loads((tmp_path / "sft" / "results.json").read_text())["metrics"]["episodes"] == 16
     textgym("train", *common, "algorithm=ppo", "policy.init_from=sft", "algorithm.total_updates=1",
             "algorithm.num_envs=4", "algorithm.num_steps=4", "hydra.run.dir=ppo")
     assert json.loads((tmp_path / "ppo" / "results.json").read_text())["metrics"]["episodes"] == 16

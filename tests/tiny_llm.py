@@ -60,9 +60,28 @@ def tiny_model(tokenizer: PreTrainedTokenizerFast, layers: int = 2, hidden: int 
     return LlamaForCausalLM(config).eval()
 
 
+def learnable_end(model: LlamaForCausalLM, seed: int = 0) -> LlamaForCausalLM:
+    """``model`` with a random embedding of the pad token (here the end token): ``nn.Embedding(padding_idx=...)``
+    zeroes it, and with tied embeddings the end token's logit is then 0 in every state, so that a model whose
+    embeddings are frozen (LoRA) could never learn when to stop writing."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[model.config.pad_token_id].normal_(0, model.config.initializer_range)
+    return model
+
+
 def save_tiny(directory: Path, layers: int = 2) -> Path:
     """A tiny model and tokenizer saved where ``policy.model=<directory>`` loads them."""
     tokenizer = tiny_tokenizer()
     tiny_model(tokenizer, layers).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def move_adapters(policy, seed: int = 1, std: float = 0.3) -> None:
+    """Random non-zero LoRA ``B`` matrices, so that the adapted policy differs from its base model."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in policy.lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, std)

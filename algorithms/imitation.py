@@ -1,0 +1,52 @@
+"""What the imitation algorithms share (``algorithm=bc``, ``algorithm=sft``): recorded turns as the prompts the
+LLM policy builds and the choices that play the recorded actions, and micro-batches of them bounded in tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from datasets import Dataset
+
+from textgym.algorithms.ppo import micro_batches
+from textgym.policies.llm import Choice, LLMPolicy
+from textgym.policies.llm_config import ActionMode
+from textgym.policies.llm_prompts import History, Prompt
+
+
+def recorded_turns(turns: Dataset, history: int) -> list[tuple[Prompt, str]]:
+    """Per recorded turn, the prompt the LLM policy builds in that state (``history`` earlier turns of its
+    episode) and the recorded action."""
+    examples, episode, window = [], None, History(history)
+    for row in turns:
+        if row["episode"] != episode:  # the rows of an episode are consecutive, in turn order
+            episode, window = row["episode"], History(history)
+        info = {"valid_actions": row["valid_actions"]} | ({"instructions": row["instructions"]} if row["turn"] == 0 else {})
+        prompt = window.prompts([row["observation"]], [info])[0]
+        window.record([row["action"]])
+        examples.append((prompt, row["action"]))
+    return examples
+
+
+def choice_of(policy: LLMPolicy, prompt: Prompt, action: str, mode: ActionMode | None = None) -> Choice:
+    """The choice that plays ``action`` in ``prompt`` in ``mode`` (by default the policy's): its index among the
+    valid actions (score mode) or its answer tokens (generate mode)."""
+    if (policy.config.action_mode if mode is None else mode) is ActionMode.generate:
+        return policy.answer_tokens(action)
+    if action not in prompt.actions:
+        raise ValueError(f"the recorded action {action!r} is not among the valid actions {list(prompt.actions)} of "
+                         "its state: the dataset was recorded on another env version; collect it again")
+    return prompt.actions.index(action)
+
+
+def token_bounded_parts(
+    policy: LLMPolicy, prompts: Sequence[Prompt], choices: Sequence[Choice], budget: int, mode: ActionMode | None = None
+) -> list[list[int]]:
+    """Positions of the examples in micro-batches of at most ``budget`` tokens in the policy's trainable layers
+    (examples sharing a forward unit stay together; a unit over budget runs alone)."""
+    return micro_batches([policy.forward_unit(p, c, mode) for p, c in zip(prompts, choices)], budget)
+
+
+def training_device(cpu: bool) -> torch.device:
+    """Where imitation trains: the GPU when there is one, unless ``cpu``."""
+    return torch.device("cpu") if cpu or not torch.cuda.is_available() else torch.device("cuda")

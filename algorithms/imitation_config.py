@@ -1,0 +1,43 @@
+"""What the imitation algorithms' configs share (``algorithm=bc``, ``algorithm=sft``); free of torch so that the
+CLI imports it cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from textgym.algorithms.base import AlgorithmConfig
+
+
+class Keep(str, Enum):
+    """Which recorded episodes imitation learns from."""
+
+    all = "all"
+    """Every episode (e.g. an oracle's)."""
+    success = "success"
+    """The episodes that succeeded."""
+    best = "best"
+    """Per task (reset seed), the episode with the highest return: best-of-k when each task ran k times
+    (``textgym collect trials=k``), e.g. with a sampling LLM policy."""
+
+
+@dataclass
+class ImitationConfig(AlgorithmConfig):
+    """Learning an LLM policy's adapters from the recorded episodes of a ``textgym collect`` dataset, through the
+    policy's own forward pass (instructions prefix cached with the adapters off, frozen lower layers cached, LoRA
+    on the top layers), in micro-batches of at most ``token_budget`` tokens."""
+
+    dataset: str
+    """A directory written by ``textgym collect`` (required)."""
+    keep: Keep = Keep.success
+    """Which episodes to imitate: ``all``, ``success`` or ``best`` (best-of-k per task)."""
+    token_budget: int = 4096
+    """Most tokens in the trainable layers per micro-batch (gradients summed to the whole batch's, as in PPO)."""
+    cpu: bool = False
+    """Train on the CPU even where a GPU is present."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.keep = Keep(self.keep)
+        if self.token_budget < 1:
+            raise ValueError(f"token_budget={self.token_budget} must be >= 1 (tokens per micro-batch)")
