@@ -11,15 +11,15 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
-from tiny_llm import move_adapters, save_tiny, tiny_model, tiny_tokenizer
+from tiny_llm import demonstrator_agreement, move_adapters, save_tiny, tiny_model, tiny_tokenizer
 
 from textgym.algorithms.base import Interrupted
 from textgym.algorithms.bc import BC, cloning_losses
-from textgym.algorithms.imitation import choice_of, recorded_turns
+from textgym.algorithms.imitation import choice_of
 from textgym.algorithms.bc_config import BCConfig
 from textgym.algorithms.callbacks import Callback
 from textgym.algorithms.evaluation import evaluate_tasks, slot_info, vector_env
-from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories
+from textgym.algorithms.trajectories import episode_rows, save_trajectories
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
 from textgym.policies.oracle import OraclePolicy
@@ -70,12 +70,7 @@ def test_a_cloned_tiny_policy_acts_as_the_demonstrator(tokenizer, tmp_path: Path
     data = oracle_dataset(lake, "textgym/FrozenLake-v0", tmp_path / "data", episodes=16)
     policy = LLMPolicy(LLMPolicyConfig(trainable_layers=None, lora_r=8, greedy=True), tiny_model(tokenizer), tokenizer)
     BC(BCConfig(dataset=str(data), keep="all", epochs=30, batch_size=16, learning_rate=5e-3, cpu=True)).learn(lake, policy)
-    dataset, _ = load_trajectories(data)
-    examples = recorded_turns(dataset, history=0)
-    with torch.no_grad():
-        acted = [policy.decide([p.text], [{"valid_actions": list(p.actions), "instructions": p.instructions}],
-                               greedy=True).actions[0] for p, _ in examples]
-    agreement = sum(a == b for a, (_, b) in zip(acted, examples)) / len(examples)
+    agreement = demonstrator_agreement(policy, data)
     assert agreement >= 0.95, agreement
 
 

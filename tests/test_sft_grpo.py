@@ -15,13 +15,12 @@ import torch
 import trl
 from accelerate.state import AcceleratorState
 from datasets import Dataset
-from tiny_llm import learnable_end, move_adapters, save_tiny, tiny_model, tiny_tokenizer
+from tiny_llm import demonstrator_agreement, learnable_end, move_adapters, save_tiny, tiny_model, tiny_tokenizer
 from transformers.utils import get_json_schema
 
 from textgym.algorithms.evaluation import evaluate, evaluate_tasks, slot_info, vector_env
 from textgym.algorithms.grpo import GRPO, EpisodeTools, TextActionTools, environment_factory, tools_class
 from textgym.algorithms.grpo_config import GRPOConfig
-from textgym.algorithms.imitation import recorded_turns
 from textgym.algorithms.imitation_config import Keep
 from textgym.algorithms.sft import SFT, PolicySFTTrainer, collate, sft_examples, trainer_arguments
 from textgym.algorithms.sft_config import SFTConfig
@@ -248,12 +247,7 @@ def test_sft_in_generate_mode_writes_the_demonstrators_answers(tokenizer, tmp_pa
     policy = LLMPolicy(config, learnable_end(tiny_model(tokenizer)), tokenizer)
     SFT(SFTConfig(dataset=str(tmp_path / "data"), keep="all", epochs=30, batch_size=16, learning_rate=5e-3,
                   cpu=True)).learn(lake, policy)
-    dataset, _ = load_trajectories(tmp_path / "data")
-    examples = recorded_turns(dataset, history=0)
-    with torch.no_grad():
-        written = [policy.decide([p.text], [{"valid_actions": list(p.actions), "instructions": p.instructions}],
-                                 greedy=True).actions[0] for p, _ in examples]
-    agreement = sum(a == b for a, (_, b) in zip(written, examples)) / len(examples)
+    agreement = demonstrator_agreement(policy, tmp_path / "data")
     assert agreement >= 0.95, agreement
 
 

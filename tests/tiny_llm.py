@@ -85,3 +85,16 @@ def move_adapters(policy, seed: int = 1, std: float = 0.3) -> None:
         for name, p in policy.lm.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, std)
+
+
+def demonstrator_agreement(policy, data: Path) -> float:
+    """The share of a collected dataset's turns where the LLM policy's greedy action is the recorded one."""
+    from textgym.algorithms.imitation import recorded_turns
+    from textgym.algorithms.trajectories import load_trajectories
+
+    dataset, _ = load_trajectories(data)
+    examples = recorded_turns(dataset, history=0)
+    with torch.no_grad():
+        acted = [policy.decide([p.text], [{"valid_actions": list(p.actions), "instructions": p.instructions}],
+                               greedy=True).actions[0] for p, _ in examples]
+    return sum(a == b for a, (_, b) in zip(acted, examples)) / len(examples)
