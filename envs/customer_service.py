@@ -556,6 +556,20 @@ def _customer(customer: Customer | str | None) -> Customer:
 
 
 CUSTOMER_MESSAGE_LIMIT = 400
+EARLIER_MESSAGE_LIMIT, EARLIER_LIMIT = 160, 1000
+"""Characters of each earlier customer message shown, and of all of them together."""
+
+
+def earlier_messages(messages: list[str]) -> str:
+    """The observation's lines of the customer's earlier messages: the newest that fit in ``EARLIER_LIMIT``."""
+    lines: list[str] = []
+    for message in reversed(messages):
+        line = f"- {_clean(message, EARLIER_MESSAGE_LIMIT)}\n"
+        if sum(map(len, lines)) + len(line) > EARLIER_LIMIT:
+            lines.append("- ...\n")
+            break
+        lines.append(line)
+    return "\nEarlier, the customer said:\n" + "".join(reversed(lines)).rstrip("\n") if lines else ""
 CONDUCT = (
     "If the customer asks for something the policy forbids, do not do it: tell them you cannot.",
     "After handling a request, tell the customer the outcome; end the conversation when nothing is left.",
@@ -648,7 +662,10 @@ class CustomerServiceEnv(TextEnv[Call]):
 
     ## Observation Space
     What the last action did, the customer's last message (cut to 400 characters), the last tool result,
-    and the verified email. The conversation history is not repeated.
+    the verified email and the customer's earlier messages (each cut to 160 characters, the newest that fit
+    in 1,000 characters). The earlier messages keep the request in view once the customer answers questions:
+    without them the observation stopped saying what the customer wants at every decision after the
+    order's lookup, where the request decides the right action (500 oracle episodes).
 
     ## Starting State
     The customer's opening message: a greeting and their first request, or (``ambiguous_opening``) only
@@ -681,15 +698,17 @@ class CustomerServiceEnv(TextEnv[Call]):
     ``typos``); ``gym.make("textgym/CustomerServiceInsistent-v0")`` is the insistent variant.
 
     ## Version History
-    * v0: initial version; customer personas added without changing the cooperative customer's conversations.
+    * v0: initial version; customer personas added without changing the cooperative customer's conversations;
+      the observation shows the customer's earlier messages (before, the task was not Markov in it).
     """
 
     reward_spec = CustomerServiceReward
     # Observation budget, in characters: the first line is "You ..." (< 100) or the base's invalid-action line
     # (< 900: the action's excerpt is at most 428, reasons at most ~420 as they quote at most 30 characters of
     # input); then the customer's message (400), the last tool result (< 450: addresses have at most 80
-    # characters, orders at most 3 items, accounts 8 orders) and labels and the verified email (< 110).
-    max_observation_length = 2048
+    # characters, orders at most 3 items, accounts 8 orders), labels and the verified email (< 110) and the
+    # earlier messages (EARLIER_LIMIT, with a label and a line per message).
+    max_observation_length = 4096
     max_action_length = MAX_CALL_LENGTH
 
     def __init__(
@@ -737,6 +756,7 @@ class CustomerServiceEnv(TextEnv[Call]):
         self._actions: list[str] | None = None
         self.sent: set[Intent] = set()
         self.tool_result = "(no tool used yet)"
+        self.heard: list[str] = []
         self.customer_message = self._hear(self.customer.start(self.persona, self.np_random))
 
     def parse_action(self, text: str) -> Call:
@@ -812,6 +832,7 @@ class CustomerServiceEnv(TextEnv[Call]):
 
     def _hear(self, customer_text: str) -> str:
         text = _clean(customer_text, CUSTOMER_MESSAGE_LIMIT)
+        self.heard.append(text)
         if self.notes.learn(text):
             self._actions = None
         return text
@@ -819,7 +840,7 @@ class CustomerServiceEnv(TextEnv[Call]):
     def describe(self) -> str:
         return (
             f"Customer: {self.customer_message}\nLast tool result: {self.tool_result}\n"
-            f"Verified customer: {self.verified or 'none'}"
+            f"Verified customer: {self.verified or 'none'}{earlier_messages(self.heard[:-1])}"
         )
 
     def valid_actions(self) -> list[str]:

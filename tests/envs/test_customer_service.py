@@ -14,6 +14,8 @@ from episodes import Chooser, oracle, play, random_valid
 
 from textgym.envs.base import InvalidAction
 from textgym.envs.customer_service import (
+    EARLIER_LIMIT,
+    EARLIER_MESSAGE_LIMIT,
     MESSAGES,
     POLICY,
     SAY,
@@ -23,6 +25,7 @@ from textgym.envs.customer_service import (
     Intent,
     Tool,
     classify_message,
+    earlier_messages,
     parse_call,
     policy_violations,
 )
@@ -30,6 +33,8 @@ from textgym.envs.customer_service_data import (
     ALSO,
     AMBIGUOUS_OPENINGS,
     CATALOG,
+    DEMANDS,
+    STATEMENTS,
     TODAY,
     Account,
     Database,
@@ -362,6 +367,37 @@ def test_two_requests_come_one_after_the_other() -> None:
         replies = [obs.splitlines()[1] for obs in observations if obs.startswith("You sent")]
         assert sum(any(also in reply for also in ALSO) for reply in replies) == 1
         assert all(request.order_id in " ".join(replies) for request in persona.requests)
+
+
+def test_observation_keeps_the_request_in_view() -> None:
+    """Once the order is looked up, the request decides the right action: the customer's statement of it (at
+    the opening, or after "Also," with two requests) stays in the observation, among the earlier messages."""
+    statements = [p.split("{")[0] for ps in STATEMENTS.values() for p in ps] + [p.split("{")[0] for p in DEMANDS]
+    for kwargs in ({}, {"num_requests": 2}):
+        env = gym.make(ID, **kwargs)
+        decisions = 0
+        for seed in range(100):
+            observation, info = env.reset(seed=seed)
+            unwrapped, done = env.unwrapped, False
+            while not done:
+                if unwrapped.focus < len(unwrapped.persona.requests):
+                    request = unwrapped.persona.requests[unwrapped.focus]
+                    if request.order_id in unwrapped.notes.looked_up:
+                        decisions += 1
+                        assert any(s in observation for s in statements), (seed, observation)
+                observation, _, terminated, truncated, info = env.step(unwrapped.oracle_action())
+                done = terminated or truncated
+        assert decisions > 200
+
+
+def test_earlier_messages_keep_the_newest_within_their_limit() -> None:
+    messages = [f"message {n} " + "x" * 300 for n in range(20)]
+    shown = earlier_messages(messages)
+    assert shown.startswith("\nEarlier, the customer said:\n- ...\n") and not shown.endswith("\n")
+    assert "message 19" in shown
+    assert "message 0 " not in shown and len(shown) <= EARLIER_LIMIT + 40
+    assert all(len(line) <= EARLIER_MESSAGE_LIMIT + 2 for line in shown.splitlines())
+    assert earlier_messages([]) == ""
 
 
 def test_knobs_shape_the_scenario() -> None:
