@@ -41,10 +41,12 @@ class Metrics(Callback):
 def test_ppo_learns_a_small_lake_from_scratch(one_thread) -> None:
     """A random 2-layer model reaches >= 0.9 sampled success on a 3x3 lake with a hole in 30 updates.
 
-    (On 4x4 the tiny model, unlike SmolLM2, rarely finds the goal before it learns to end episodes in a hole.)
+    (On 4x4 the tiny model, unlike SmolLM2, rarely finds the goal before it learns to end episodes in a hole.
+    The lake pays no bump cost here: with -0.05 per bump, a hole that ends the episode beats wandering, and PPO
+    seeds 0-2 reached 0.70, 0.00 and 1.00; without it 0.95, 1.00, 1.00, 0.97, 1.00 on seeds 0-4.)
     """
     small_lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False, desc=["SFF", "FHF", "FFG"],
-                         max_episode_steps=8, reward={"bump": -0.05})
+                         max_episode_steps=8)
     policy = tiny_policy()
     before = evaluate(vector_env(small_lake, 16), policy, 64, seed=1).metrics()["success_rate"]
     config = PPOConfig(total_updates=30, num_envs=16, num_steps=12, learning_rate=5e-3, entropy_coef=0.03,
