@@ -563,13 +563,17 @@ EARLIER_MESSAGE_LIMIT, EARLIER_LIMIT = 160, 1000
 def earlier_messages(messages: list[str]) -> str:
     """The observation's lines of the customer's earlier messages: the newest that fit in ``EARLIER_LIMIT``."""
     lines: list[str] = []
+    room = EARLIER_LIMIT
     for message in reversed(messages):
         line = f"- {_clean(message, EARLIER_MESSAGE_LIMIT)}\n"
-        if sum(map(len, lines)) + len(line) > EARLIER_LIMIT:
+        room -= len(line)
+        if room < 0:
             lines.append("- ...\n")
             break
         lines.append(line)
     return "\nEarlier, the customer said:\n" + "".join(reversed(lines)).rstrip("\n") if lines else ""
+
+
 CONDUCT = (
     "If the customer asks for something the policy forbids, do not do it: tell them you cannot.",
     "After handling a request, tell the customer the outcome; end the conversation when nothing is left.",
