@@ -2,8 +2,9 @@
 
 Where the recipe names a ``warm_start``: ``textgym collect`` records oracle episodes, ``algorithm=bc`` clones
 them through the policy's own scoring, and PPO (``textgym train +experiment=<name>``) starts from the clone
-(``policy.init_from``); otherwise PPO runs alone. Success is the final evaluation's ``success_rate`` in PPO's
-``results.json``: the env's own success flag, which no reward shaping touches. The last line is
+(``policy.init_from``); otherwise, or with ``--no-warm-start`` (the ablation), PPO runs alone from the base
+model. Success is the final evaluation's ``success_rate`` in PPO's ``results.json``: the env's own success
+flag, which no reward shaping touches. The last line is
 
     <name> seed S: success X.XX (target T), violations V.VV, N CPU-minutes (M wall)
 
@@ -13,6 +14,7 @@ process together (``RUSAGE_CHILDREN``), wall-clock minutes in brackets.
     python bench/learn_suite.py lake --seed 0
     python bench/learn_suite.py guess32 --seed 1 --override logger=none
     python bench/learn_suite.py lake --override policy.model=<dir> --override algorithm.total_updates=1
+    python bench/learn_suite.py lake --seed 1 --no-warm-start    # what the clone buys: PPO alone
 
 An ``--override`` goes to every stage that has its key: ``env.*`` and ``reward.*`` to all three,
 ``policy.*``, ``eval.*`` and ``logger`` to BC and PPO, ``warm_start.collect.K`` to collect as ``K``,
@@ -144,6 +146,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="the stages' dir (default runs/learn_suite/<name>-seed<S>)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a Hydra override, routed to the stages that have its key (repeatable)")
+    parser.add_argument("--no-warm-start", action="store_true",
+                        help="skip the recipe's warm_start: PPO alone from the base model (an ablation)")
     args = parser.parse_args()
 
     config = recipe(args.name)
@@ -155,7 +159,7 @@ def main() -> None:
     start = time.perf_counter()
 
     ppo = ["train", f"+experiment={args.name}", f"seed={args.seed}", f"hydra.run.dir={out / 'ppo'}"]
-    if (warm := config.get("warm_start")) is not None:
+    if (warm := config.get("warm_start")) is not None and not args.no_warm_start:
         ppo.append(f"policy.init_from={warm_start(config, warm, args.seed, stages, out)}")
     textgym("ppo", [*ppo, *stages["ppo"]], out)
 

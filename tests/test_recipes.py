@@ -55,6 +55,7 @@ def test_recipes_set_the_tasks_the_targets_name(tmp_path: Path) -> None:
     assert lake["env"]["kwargs"]["is_slippery"] is False and lake["env"]["kwargs"]["map_name"] == "4x4"
     assert slippery["env"]["kwargs"]["is_slippery"] is True and slippery["env"]["max_episode_steps"] == 100
     assert slippery["reward"]["bump"] == 0.0  # on ice the safest route walks into edges: no cost for it
+    assert lake["reward"]["bump"] == 0.0  # a bump cost makes a hole pay more than wandering
     numbers = guess["env"]["kwargs"]
     assert (numbers["low"], numbers["high"], numbers["max_guesses"]) == (1, 32, 5)
     assert composed("blocks4")["env"]["kwargs"]["num_blocks"] == 4
@@ -66,16 +67,18 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny(tmp_path_factory.mktemp("model") / "tiny")
 
 
-def suite(name: str, tiny: Path, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+def suite(
+    name: str, tiny: Path, cwd: Path, *overrides: str, flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     small = [f"policy.model={tiny}", "logger=none", "algorithm.total_updates=1", "algorithm.num_envs=4",
              "algorithm.num_steps=4", "algorithm.checkpoint_every=0", "eval.episodes=8", "eval.num_envs=4",
              *overrides]
-    args = [sys.executable, str(SUITE), name, "--seed", "3", "--out", "runs"]
+    args = [sys.executable, str(SUITE), name, "--seed", "3", "--out", "runs", *flags]
     return run([*args, *(a for item in small for a in ("--override", item))], cwd, timeout=600)
 
 
 def test_suite_runs_ppo_alone_and_prints_the_verdict(tiny: Path, tmp_path: Path) -> None:
-    done = suite("lake", tiny, tmp_path)
+    done = suite("lake", tiny, tmp_path, flags=("--no-warm-start",))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     match = VERDICT.match(last)
@@ -84,9 +87,10 @@ def test_suite_runs_ppo_alone_and_prints_the_verdict(tiny: Path, tmp_path: Path)
     metrics = json.loads((tmp_path / "runs" / "ppo" / "results.json").read_text())["metrics"]
     assert match["success"] == f"{metrics['success_rate']:.2f}" and metrics["episodes"] == 8
     assert float(match["cpu"]) > 0
-    assert not (tmp_path / "runs" / "bc").exists()  # no warm start in this recipe
+    assert not (tmp_path / "runs" / "bc").exists()  # the recipe's warm start skipped
     config = yaml.safe_load((tmp_path / "runs" / "ppo" / "config.yaml").read_text())
     assert config["seed"] == 3 and config["env"]["max_episode_steps"] == 12
+    assert config["policy"]["init_from"] is None
 
 
 def test_suite_warm_starts_ppo_from_the_cloned_oracle(tiny: Path, tmp_path: Path) -> None:
