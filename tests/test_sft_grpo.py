@@ -193,7 +193,7 @@ def test_sft_loss_is_minus_log_pi_per_answer_token_as_generate_mode_samples(toke
     torch.testing.assert_close(loss.detach(), -logprobs.sum() / tokens, atol=1e-5, rtol=0)
     # the target is pi at the policy's temperature, as sampled: at temperature 1 the same answers' loss differs
     at_one = sft_loss(generating_policy(tokenizer, temperature=1.0), rows, tmp_path)
-    assert abs(float(at_one) - float(loss)) > 1e-2
+    assert abs(at_one.item() - loss.item()) > 1e-2
 
 
 def test_the_former_full_forward_loss_is_log_pi_only_while_the_adapters_are_zero(tokenizer, tmp_path: Path, one_thread,
