@@ -58,8 +58,8 @@ class Episode:
     invalid_actions: int
     seed: int | None = None
     """The reset seed that started it, which fixes its task; None when the vector env's autoreset drew it."""
-    violations: int | None = None
-    """Rules of the env's policy that the agent broke (``len(info["violations"])``); None if not reported."""
+    violations: tuple[str, ...] | None = None
+    """The env's policy rules the agent broke, in order (``info["violations"]``); None if not reported."""
     steps: list[Step] | None = None
     """Its turns, when the evaluation records them (``record=True``)."""
 
@@ -99,7 +99,7 @@ class TaskTable:
         self.lengths = total(lambda e: e.length)
         self.invalid = total(lambda e: e.invalid_actions)
         reported = bool(episodes) and all(e.violations is not None for e in episodes)
-        self.violated = total(lambda e: e.violations > 0) if reported else None
+        self.violated = total(lambda e: bool(e.violations)) if reported else None
         """Episodes with at least one violation, per task; None when the env does not report violations."""
         self.min_trials = int(self.trials.min()) if tasks else 0
 
@@ -150,6 +150,16 @@ class EvalResult:
         every_task = np.arange(len(table))
         estimates = table.estimates(every_task, self.optimal_return, max_k)
         return {"episodes": len(self.episodes), **{name: float(value) for name, value in estimates.items()}}
+
+    def violations_by_rule(self) -> dict[str, float]:
+        """Per rule of the env's policy, the share of episodes that broke it at least once, most broken first;
+        empty when the env reports no violations (or none were broken)."""
+        counts: dict[str, int] = {}
+        for episode in self.episodes:
+            for rule in set(episode.violations or ()):
+                counts[rule] = counts.get(rule, 0) + 1
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return {rule: count / len(self.episodes) for rule, count in ranked}
 
 
 def evaluate(
@@ -229,7 +239,7 @@ def _play(
         for i in np.flatnonzero(terminated | truncated):
             if queues[i]:
                 final = slot_info(infos["final_info"], i)
-                violations = len(final["violations"]) if "violations" in final else None
+                violations = tuple(final["violations"]) if "violations" in final else None
                 episode = Episode(float(returns[i]), int(lengths[i]), bool(final["success"]),
                                   int(final["invalid_actions"]), queues[i].popleft(), violations,
                                   steps[i] if record else None)

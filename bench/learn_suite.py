@@ -9,7 +9,8 @@ flag, which no reward shaping touches. The last line is
     <name> seed S: success X.XX (target T), violations V.VV, N CPU-minutes (M wall)
 
 with the violation rate where the env reports one (``n/a`` otherwise) and the CPU time of every child
-process together (``RUSAGE_CHILDREN``), wall-clock minutes in brackets.
+process together (``RUSAGE_CHILDREN``), wall-clock minutes in brackets. On such envs the line before it
+names the rules broken, each with the share of evaluation episodes that broke it.
 
     python bench/learn_suite.py lake --seed 0
     python bench/learn_suite.py guess32 --seed 1 --override logger=none
@@ -117,9 +118,9 @@ def textgym(stage: str, args: list[str], out: Path) -> None:
         raise SystemExit(f"learn_suite: {stage} failed (exit status {code}); its output is in {log}")
 
 
-def results(run_dir: Path) -> dict[str, float]:
-    """The final evaluation's metrics of a ``textgym train`` run."""
-    return json.loads((run_dir / "results.json").read_text())["metrics"]
+def results(run_dir: Path) -> dict[str, Any]:
+    """The ``results.json`` of a ``textgym train`` run (``metrics``; ``violations_by_rule`` where reported)."""
+    return json.loads((run_dir / "results.json").read_text())
 
 
 def warm_start(
@@ -135,7 +136,7 @@ def warm_start(
           *dotlist(warm.bc, "algorithm"), f"algorithm.dataset={out / 'data'}",
           f"eval.episodes={warm.eval_episodes}", f"hydra.run.dir={out / 'bc'}", *stages["bc"]]
     textgym("bc", bc, out)
-    print(f"[bc] success {results(out / 'bc')['success_rate']:.2f} of the clone", flush=True)
+    print(f"[bc] success {results(out / 'bc')['metrics']['success_rate']:.2f} of the clone", flush=True)
     return out / "bc"
 
 
@@ -165,10 +166,14 @@ def main() -> None:
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_minutes, wall_minutes = (usage.ru_utime + usage.ru_stime) / 60, (time.perf_counter() - start) / 60
-    metrics = results(out / "ppo")
+    final = results(out / "ppo")
+    metrics = final["metrics"]
     violations = f"{metrics['violation_rate']:.2f}" if "violation_rate" in metrics else "n/a"
     print(f"[ppo] mean length {metrics['mean_length']:.2f}, invalid-action rate "
           f"{metrics['invalid_action_rate']:.3f} over {metrics['episodes']:.0f} evaluation episodes ({out})")
+    if "violations_by_rule" in final:
+        shares = ", ".join(f"{rule} {share:.2f}" for rule, share in final["violations_by_rule"].items())
+        print(f"[ppo] episodes that broke each rule: {shares or 'none'}")
     success, target = f"{metrics['success_rate']:.2f}", config.recipe.target
     print(f"{args.name} seed {args.seed}: success {success} (target {target}), violations {violations}, "
           f"{cpu_minutes:.1f} CPU-minutes ({wall_minutes:.1f} wall)")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from textgym.envs.customer_service import POLICY
+
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["algorithm.episodes=300", "algorithm.eval_every=100", "eval.episodes=40"]
 
@@ -36,6 +38,7 @@ def test_train_writes_results_config_table_and_offline_wandb(tmp_path: Path) -> 
     out = tmp_path / "run"
     results = json.loads((out / "results.json").read_text())
     assert results["env"] == "textgym/FrozenLake-v0" and results["metrics"]["episodes"] == 40
+    assert "violations_by_rule" not in results  # FrozenLake has no policy to break
     assert "reward:\n  success: 1.0\n  failure: 0.0\n  step: -0.01" in (out / "config.yaml").read_text()
     assert (out / "q_table.json").exists()
     [wandb_file] = (out / "wandb").glob("offline-run-*/run-*.wandb")
@@ -43,6 +46,16 @@ def test_train_writes_results_config_table_and_offline_wandb(tmp_path: Path) -> 
     for key in [b"eval/success_rate", b"rollout/mean_return", b"final/success_rate"]:
         assert key in data
     assert json.dumps(results["metrics"]["success_rate"]).encode() in data
+
+
+def test_train_on_customer_service_reports_the_rules_broken(tmp_path: Path) -> None:
+    run = textgym("train", "env=customer_service", "policy.state_key=observation", "algorithm.episodes=20",
+                  "eval.episodes=40", "logger=none", "hydra.run.dir=run", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    by_rule = results["violations_by_rule"]
+    assert by_rule and all(0 < share <= results["metrics"]["violation_rate"] for share in by_rule.values())
+    assert set(by_rule) <= {rule.name for rule in POLICY}
 
 
 def test_misspelt_overrides_name_the_key(tmp_path: Path) -> None:

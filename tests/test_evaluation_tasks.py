@@ -67,9 +67,15 @@ def test_violation_rate_on_customer_service() -> None:
     seeds = list(range(200, 240))
     random = evaluate_tasks(vector_env(env_fn, 4), RandomPolicy(seed=0), seeds)
     oracle = evaluate_tasks(vector_env(env_fn, 4), OraclePolicy(), seeds).metrics()
-    broke = np.mean([e.violations > 0 for e in random.episodes])
+    broke = np.mean([bool(e.violations) for e in random.episodes])
     assert random.metrics()["violation_rate"] == pytest.approx(broke) and broke > 0
     assert oracle["violation_rate"] == 0.0 and oracle["success_rate"] == 1.0
+    by_rule = random.violations_by_rule()
+    rules = {rule for e in random.episodes for rule in e.violations}
+    assert set(by_rule) == rules and list(by_rule.values()) == sorted(by_rule.values(), reverse=True)
+    for rule, share in by_rule.items():
+        assert share == pytest.approx(np.mean([rule in e.violations for e in random.episodes]))
+    assert max(by_rule.values()) <= broke <= sum(by_rule.values())
 
 
 def _episodes(successes: list[list[bool]]) -> list[Episode]:

@@ -109,3 +109,14 @@ def test_suite_warm_starts_ppo_from_the_cloned_oracle(tiny: Path, tmp_path: Path
 def test_suite_names_the_recipes_when_one_is_unknown(tmp_path: Path) -> None:
     done = run([sys.executable, str(SUITE), "lakes"], tmp_path)
     assert done.returncode != 0 and "no recipe 'lakes'" in done.stderr and "guess32" in done.stderr
+
+
+def test_suite_lists_the_rules_broken_on_customer_service(tiny: Path, tmp_path: Path) -> None:
+    done = suite("customer_service", tiny, tmp_path, "eval.episodes=16", flags=("--no-warm-start",))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    *_, rules_line, verdict = done.stdout.strip().splitlines()
+    match = VERDICT.match(verdict)
+    assert match and match["violations"] != "n/a", verdict
+    results = json.loads((tmp_path / "runs" / "ppo" / "results.json").read_text())
+    shares = ", ".join(f"{rule} {share:.2f}" for rule, share in results["violations_by_rule"].items())
+    assert rules_line == f"[ppo] episodes that broke each rule: {shares or 'none'}"

@@ -312,7 +312,7 @@ class Leaderboard:
                 e.length,
                 int(e.success),
                 e.invalid_actions,
-                e.violations,
+                None if e.violations is None else len(e.violations),
             ]
             for c in self.cells
             for seed, run in c.episodes.items()

@@ -32,6 +32,9 @@ store_schemas()
 def train(cfg: DictConfig) -> float:
     """Train, evaluate, write ``config.yaml``, ``results.json`` and the policy; return the success rate.
 
+    ``results.json`` holds the final evaluation's ``metrics`` and, on envs that report policy violations,
+    ``violations_by_rule``: the share of episodes that broke each rule.
+
     Every setting is checked, and the env, policy and algorithm built, before anything is written: a bad
     one is a one-line error naming the key (``HYDRA_FULL_ERROR=1`` shows the traceback). Checkpoints go
     to ``<output dir>/checkpoints``; with ``resume=true`` the run continues from the newest one there, and
@@ -102,10 +105,14 @@ def train(cfg: DictConfig) -> float:
         eval_env = vector_env(env_fn, eval_num_envs)
         ground_truth = GroundTruth.of(eval_env.envs[0])
         optimal = ground_truth.optimal_return if ground_truth else None
-        metrics = evaluate(eval_env, policy, eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, optimal_return=optimal).metrics()
+        evaluation = evaluate(eval_env, policy, eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, optimal_return=optimal)
         eval_env.close()
+        metrics, by_rule = evaluation.metrics(), evaluation.violations_by_rule()
         results = {"env": cfg.env.id, "algorithm": hc.runtime.choices.algorithm, "overrides": list(hc.overrides.task),
                    "sweep": {"id": sweep_group, "job": job} if multirun else None, "metrics": metrics}
+        if "violation_rate" in metrics:
+            results["violations_by_rule"] = by_rule
+            log.info("violations by rule (share of episodes): %s", by_rule or "none")
         write_atomically(out / "results.json", json.dumps(results, indent=2))
         summary = {f"final/{k}": v for k, v in metrics.items()}
     finally:
