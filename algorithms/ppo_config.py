@@ -38,7 +38,8 @@ class PPOConfig(AlgorithmConfig):
     algorithm_class: ClassVar[str] = "textgym.algorithms.ppo:PPO"
 
     total_updates: int = 40
-    """Updates (rollout, then optimisation) in the run."""
+    """Updates (rollout, then optimisation) in the run. 0 changes nothing: the run evaluates the policy it
+    starts from (``policy.init_from``, e.g. a BC clone) as a trained one would be."""
     num_envs: int = 32
     """Envs stepped together, per process."""
     num_steps: int = 12
@@ -98,8 +99,10 @@ class PPOConfig(AlgorithmConfig):
         super().__post_init__()
         self.lr_schedule = LRSchedule(self.lr_schedule)
         self.mixed_precision = MixedPrecision(self.mixed_precision)
-        if min(self.total_updates, self.num_envs, self.num_steps, self.update_epochs) < 1:
-            raise ValueError("total_updates, num_envs, num_steps and update_epochs must all be >= 1")
+        if self.total_updates < 0:
+            raise ValueError(f"total_updates={self.total_updates} must be >= 0 (0 only evaluates the policy)")
+        if min(self.num_envs, self.num_steps, self.update_epochs) < 1:
+            raise ValueError("num_envs, num_steps and update_epochs must all be >= 1")
         if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
             raise ValueError(f"gamma={self.gamma} and gae_lambda={self.gae_lambda} must be in [0, 1]")
         batch = self.num_envs * self.num_steps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
+from safetensors.torch import load_file
 from tiny_llm import save_tiny, tiny_model, tiny_tokenizer
 
 from textgym.algorithms.callbacks import Callback, TrainingContext
@@ -122,6 +124,27 @@ def test_cli_trains_on_guess_number_and_logs_to_wandb(tmp_path: Path) -> None:
         assert key in data, key
     log = (out / "train.log").read_text()  # off a terminal, a line per update
     assert "update 1: " in log and "update 2: " in log and "policy_loss" in log
+
+
+def test_cli_with_zero_updates_evaluates_the_policy_it_starts_from(tmp_path: Path) -> None:
+    save_tiny(tmp_path / "tiny")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"HOME": str(tmp_path)}
+    common = ["train", "env=guess_number", "policy=llm", "algorithm=ppo", "policy.model=tiny", "policy.greedy=true",
+              "algorithm.num_envs=4", "algorithm.num_steps=4", "eval.episodes=8", "logger=none"]
+
+    def textgym(*args: str) -> dict:
+        run = subprocess.run(["textgym", *common, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300, stdin=subprocess.DEVNULL)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return json.loads((tmp_path / args[-1].split("=")[1] / "results.json").read_text())["metrics"]
+
+    trained = textgym("algorithm.total_updates=1", "hydra.run.dir=trained")
+    evaluated = textgym("algorithm.total_updates=0", "policy.init_from=trained", "hydra.run.dir=evaluated")
+    assert evaluated == trained  # the same greedy policy on the same evaluation tasks
+    adapters = [load_file(tmp_path / run / "adapter" / "adapter_model.safetensors") for run in ("trained", "evaluated")]
+    assert adapters[0].keys() == adapters[1].keys()
+    assert all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
+    assert "update 1:" not in (tmp_path / "evaluated" / "train.log").read_text()
 
 
 def test_config_errors_give_the_reason() -> None:
