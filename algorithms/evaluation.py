@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import comb
@@ -151,13 +151,12 @@ class EvalResult:
         estimates = table.estimates(every_task, self.optimal_return, max_k)
         return {"episodes": len(self.episodes), **{name: float(value) for name, value in estimates.items()}}
 
-    def violations_by_rule(self) -> dict[str, float]:
-        """Per rule of the env's policy, the share of episodes that broke it at least once, most broken first;
-        empty when the env reports no violations (or none were broken)."""
-        counts: dict[str, int] = {}
-        for episode in self.episodes:
-            for rule in set(episode.violations or ()):
-                counts[rule] = counts.get(rule, 0) + 1
+    def violations_by_rule(self) -> dict[str, float] | None:
+        """Per rule of the env's policy, the share of episodes that broke it at least once, most broken first
+        (rules never broken are absent); None when the env does not report violations."""
+        if not self.episodes or any(e.violations is None for e in self.episodes):
+            return None
+        counts = Counter(rule for episode in self.episodes for rule in set(episode.violations))
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return {rule: count / len(self.episodes) for rule, count in ranked}
 

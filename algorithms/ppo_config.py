@@ -38,8 +38,8 @@ class PPOConfig(AlgorithmConfig):
     algorithm_class: ClassVar[str] = "textgym.algorithms.ppo:PPO"
 
     total_updates: int = 40
-    """Updates (rollout, then optimisation) in the run. 0 changes nothing: the run evaluates the policy it
-    starts from (``policy.init_from``, e.g. a BC clone) as a trained one would be."""
+    """Updates (rollout, then optimisation) in the run. 0: no update; the run only evaluates the policy it
+    starts from (``policy.init_from``, e.g. a BC clone) as it would a trained one."""
     num_envs: int = 32
     """Envs stepped together, per process."""
     num_steps: int = 12

@@ -57,9 +57,10 @@ def test_pass_k_falls_with_k_for_a_random_policy() -> None:
 
 
 def test_unseeded_evaluation_keeps_its_metrics_and_has_no_pass_k() -> None:
-    metrics = evaluate(vector_env(guess_number, 4), RandomPolicy(seed=0), 30, seed=7).metrics()
+    result = evaluate(vector_env(guess_number, 4), RandomPolicy(seed=0), 30, seed=7)
+    metrics = result.metrics()
     assert metrics["episodes"] == 30 and not any(k.startswith("pass^") for k in metrics)
-    assert "violation_rate" not in metrics
+    assert "violation_rate" not in metrics and result.violations_by_rule() is None
 
 
 def test_violation_rate_on_customer_service() -> None:

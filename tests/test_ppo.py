@@ -25,6 +25,8 @@ from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
 
 frozen_lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False)
+SCRIPT = str(Path(sys.executable).with_name("textgym"))
+"""The installed console script, as a user runs it."""
 
 
 def tiny_policy(seed: int = 0) -> LLMPolicy:
@@ -132,14 +134,14 @@ def test_cli_with_zero_updates_evaluates_the_policy_it_starts_from(tmp_path: Pat
     common = ["train", "env=guess_number", "policy=llm", "algorithm=ppo", "policy.model=tiny", "policy.greedy=true",
               "algorithm.num_envs=4", "algorithm.num_steps=4", "eval.episodes=8", "logger=none"]
 
-    def textgym(*args: str) -> dict:
-        run = subprocess.run(["textgym", *common, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=300, stdin=subprocess.DEVNULL)
+    def textgym(run_dir: str, *args: str) -> dict:
+        run = subprocess.run([SCRIPT, *common, *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
         assert run.returncode == 0, run.stderr[-3000:]
-        return json.loads((tmp_path / args[-1].split("=")[1] / "results.json").read_text())["metrics"]
+        return json.loads((tmp_path / run_dir / "results.json").read_text())["metrics"]
 
-    trained = textgym("algorithm.total_updates=1", "hydra.run.dir=trained")
-    evaluated = textgym("algorithm.total_updates=0", "policy.init_from=trained", "hydra.run.dir=evaluated")
+    trained = textgym("trained", "algorithm.total_updates=1")
+    evaluated = textgym("evaluated", "algorithm.total_updates=0", "policy.init_from=trained")
     assert evaluated == trained  # the same greedy policy on the same evaluation tasks
     adapters = [load_file(tmp_path / run / "adapter" / "adapter_model.safetensors") for run in ("trained", "evaluated")]
     assert adapters[0].keys() == adapters[1].keys()
@@ -152,6 +154,8 @@ def test_config_errors_give_the_reason() -> None:
         PPOConfig(num_envs=3, num_steps=3, num_minibatches=2)
     with pytest.raises(ValueError, match="gamma"):
         PPOConfig(gamma=1.5)
+    with pytest.raises(ValueError, match="total_updates=-1"):
+        PPOConfig(total_updates=-1)
     with pytest.raises(TypeError, match="policy=llm"):
         PPO(PPOConfig()).learn(frozen_lake, object())
 

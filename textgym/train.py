@@ -107,10 +107,10 @@ def train(cfg: DictConfig) -> float:
         optimal = ground_truth.optimal_return if ground_truth else None
         evaluation = evaluate(eval_env, policy, eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, optimal_return=optimal)
         eval_env.close()
-        metrics, by_rule = evaluation.metrics(), evaluation.violations_by_rule()
+        metrics = evaluation.metrics()
         results = {"env": cfg.env.id, "algorithm": hc.runtime.choices.algorithm, "overrides": list(hc.overrides.task),
                    "sweep": {"id": sweep_group, "job": job} if multirun else None, "metrics": metrics}
-        if "violation_rate" in metrics:
+        if (by_rule := evaluation.violations_by_rule()) is not None:
             results["violations_by_rule"] = by_rule
             log.info("violations by rule (share of episodes): %s", by_rule or "none")
         write_atomically(out / "results.json", json.dumps(results, indent=2))
