@@ -8,11 +8,13 @@ trains: the instructions prefix cached with the adapters off, the frozen lower l
 on the top layers. So what is cloned is what acts, and a cloned policy can start PPO as it is.
 
 Batches run as micro-batches of at most ``token_budget`` tokens (as PPO's), their gradients summed to the
-batch's before one clipped AdamW step.
+batch's before one clipped AdamW step. After ``epochs`` over every turn, ``hard_epochs`` go over the turns still
+costing more than ``hard_loss``, scored once when the first of them starts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -38,7 +40,8 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
     """Clones the actions of a ``textgym collect`` dataset into an LLM policy's adapters (``algorithm=bc``).
 
     Progress counts optimizer steps, so a stop signal waits for one batch, not an epoch; each epoch's order is
-    a permutation seeded by the run's seed and the epoch, so a resumed run continues mid-epoch exactly.
+    a permutation seeded by the run's seed and the epoch, and the hard turns are checkpointed once scored, so a
+    resumed run continues mid-epoch exactly.
     """
 
     policy_type = LLMPolicy
@@ -50,7 +53,8 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         return self.ctx.update
 
     def budget(self) -> int:
-        return self.config.epochs * self.steps_per_epoch
+        hard = len(self.prompts) if self.hard is None else len(self.hard)  # at most every turn until scored
+        return self.first_steps + self.config.hard_epochs * math.ceil(hard / self.config.batch_size)
 
     def _setup(self) -> None:
         cfg, policy = self.config, self.policy
@@ -59,6 +63,8 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         self.prompts = [prompt for prompt, _ in examples]
         self.choices = [choice_of(policy, prompt, action) for prompt, action in examples]
         self.steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+        self.first_steps = cfg.epochs * self.steps_per_epoch
+        self.hard: list[int] | None = None  # the hard turns' indices, once scored
         log.info("BC on %d turns of %d episodes: %d steps of %d turns per epoch", len(examples),
                  len(set(turns["episode"])), self.steps_per_epoch, cfg.batch_size)
         policy.to(training_device(cfg.cpu))
@@ -66,15 +72,41 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         self.optimizer = torch.optim.AdamW(adapters, lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)
         self.ctx.total_env_steps = 0
 
+    def _epoch_of(self, step: int) -> tuple[int, int, list[int] | range]:
+        """Optimizer step ``step``'s epoch, its position in the epoch and the turns the epoch goes over."""
+        if step < self.first_steps:
+            return *divmod(step, self.steps_per_epoch), range(len(self.prompts))
+        assert self.hard is not None, "the hard turns are scored before the first hard epoch"
+        epoch, position = divmod(step - self.first_steps, math.ceil(len(self.hard) / self.config.batch_size))
+        return self.config.epochs + epoch, position, self.hard
+
     def _batch(self, step: int) -> list[int]:
         """The example indices of optimizer step ``step``: its slice of its epoch's seeded permutation."""
-        epoch, position = divmod(step, self.steps_per_epoch)
+        epoch, position, turns = self._epoch_of(step)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self.prompts), generator=generator).tolist()
-        return order[position * self.config.batch_size : (position + 1) * self.config.batch_size]
+        order = torch.randperm(len(turns), generator=generator).tolist()
+        return [turns[i] for i in order[position * self.config.batch_size : (position + 1) * self.config.batch_size]]
+
+    def _hard_turns(self) -> list[int]:
+        """The turns whose cloning loss exceeds ``hard_loss`` now (scored without gradients)."""
+        cfg, policy = self.config, self.policy
+        losses = torch.empty(len(self.prompts))
+        with torch.no_grad():
+            for part in token_bounded_parts(policy, self.prompts, self.choices, cfg.token_budget):
+                losses[part] = cloning_losses(policy, [self.prompts[i] for i in part],
+                                              [self.choices[i] for i in part]).float().cpu()
+        hard = torch.nonzero(losses > cfg.hard_loss).flatten().tolist()
+        log.info("BC's hard turns: %d of %d with -log pi(a* | s) > %g (mean loss %.4f over all, %.4f over these): "
+                 "%d steps per hard epoch", len(hard), len(losses), cfg.hard_loss, float(losses.mean()),
+                 float(losses[hard].mean()) if hard else 0.0, math.ceil(len(hard) / cfg.batch_size))
+        return hard
 
     def _iterate(self) -> bool:
         cfg, policy, ctx = self.config, self.policy, self.ctx
+        if ctx.update == self.first_steps and self.hard is None:
+            self.hard = self._hard_turns()
+            if not self.hard:
+                return True  # nothing left to learn: the budget is spent
         adapters, _ = policy.trainable_parameters()
         index = self._batch(ctx.update)
         total = 0.0
@@ -89,14 +121,20 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         self.optimizer.zero_grad()
         ctx.update += 1
         ctx.episode = ctx.update
-        self.callback.on_log(ctx, {"train/loss": total / len(index), "train/epoch": ctx.update / self.steps_per_epoch})
+        epoch, position, turns = self._epoch_of(ctx.update - 1)
+        epochs = epoch + (position + 1) / math.ceil(len(turns) / cfg.batch_size)
+        self.callback.on_log(ctx, {"train/loss": total / len(index), "train/epoch": epochs})
         return True
 
     def _save(self, directory: Path) -> None:
         self.policy.save(directory)
         torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+        if self.hard is not None:
+            (directory / "hard_turns.json").write_text(json.dumps(self.hard))
 
     def _restore(self, directory: Path) -> None:
         self.policy.load_weights(directory)
         self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=self.policy.device,
                                                   weights_only=True))
+        if (directory / "hard_turns.json").exists():
+            self.hard = json.loads((directory / "hard_turns.json").read_text())

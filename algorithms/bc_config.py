@@ -22,7 +22,13 @@ class BCConfig(ImitationConfig):
     algorithm_class: ClassVar[str] = "textgym.algorithms.bc:BC"
 
     epochs: int = 8
-    """Passes over the selected turns."""
+    """Passes over the selected turns (0 with ``hard_epochs`` to go on from a clone: ``policy.init_from``)."""
+    hard_epochs: int = 0
+    """Then passes over the hard turns only: those whose ``-log pi(a* | s)`` exceeds ``hard_loss`` when the
+    first of them starts (scored once, without gradients). The turns a clone still misses, such as
+    CustomerService's act-or-refuse decisions, are a few in a hundred; these passes spend the steps on them."""
+    hard_loss: float = 0.1
+    """A turn is hard above this loss (``pi(a* | s)`` below ``exp(-hard_loss)``: 0.905 at 0.1)."""
     batch_size: int = 32
     """Turns per optimizer step."""
     learning_rate: float = 1e-3
@@ -32,7 +38,12 @@ class BCConfig(ImitationConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if min(self.epochs, self.batch_size) < 1:
-            raise ValueError(f"epochs={self.epochs} and batch_size={self.batch_size} must both be >= 1")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size} must be >= 1")
+        if min(self.epochs, self.hard_epochs) < 0 or self.epochs + self.hard_epochs < 1:
+            raise ValueError(f"epochs={self.epochs} and hard_epochs={self.hard_epochs} must be >= 0, with at least one "
+                             "epoch between them")
+        if self.hard_loss <= 0:
+            raise ValueError(f"hard_loss={self.hard_loss} must be > 0 (a loss -log pi)")
         if self.learning_rate <= 0 or self.max_grad_norm <= 0:
             raise ValueError(f"learning_rate={self.learning_rate} and max_grad_norm={self.max_grad_norm} must be > 0")

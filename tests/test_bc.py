@@ -100,6 +100,61 @@ def test_a_stopped_run_resumes_mid_epoch_to_the_uninterrupted_adapters(tokenizer
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
+def test_hard_epochs_go_over_the_turns_whose_loss_exceeds_hard_loss(tokenizer, tmp_path: Path, one_thread) -> None:
+    data = oracle_dataset(guess_number, "textgym/GuessNumber-v0", tmp_path / "data", episodes=8)
+    common = {"dataset": str(data), "keep": "all", "batch_size": 4, "learning_rate": 5e-3, "cpu": True}
+    first = tiny_policy(tokenizer)
+    BC(BCConfig(**common, epochs=1)).learn(guess_number, first)  # where the hard epochs start
+    algorithm = BC(BCConfig(**common, epochs=1, hard_epochs=2, hard_loss=0.5))
+    batches: list[list[int]] = []
+    algorithm._batch = lambda step, batch=algorithm._batch: batches.append(batch(step)) or batches[-1]
+    algorithm.learn(guess_number, tiny_policy(tokenizer))
+    with torch.no_grad():
+        losses = cloning_losses(first, algorithm.prompts, algorithm.choices)
+    assert algorithm.hard == torch.nonzero(losses > 0.5).flatten().tolist()
+    assert 0 < len(algorithm.hard) < len(algorithm.prompts)
+    hard_steps = -(-len(algorithm.hard) // 4)
+    assert algorithm.progress() == algorithm.budget() == algorithm.steps_per_epoch + 2 * hard_steps
+    for epoch in range(2):  # each hard epoch: every hard turn once, nothing else
+        start = algorithm.steps_per_epoch + epoch * hard_steps
+        assert sorted(i for batch in batches[start : start + hard_steps] for i in batch) == algorithm.hard
+
+
+def test_a_run_stopped_in_a_hard_epoch_resumes_to_the_uninterrupted_adapters(tokenizer, tmp_path: Path,
+                                                                              one_thread) -> None:
+    data = oracle_dataset(guess_number, "textgym/GuessNumber-v0", tmp_path / "data", episodes=8)
+    config = BCConfig(dataset=str(data), keep="all", epochs=1, hard_epochs=2, hard_loss=0.5, batch_size=4,
+                      learning_rate=5e-3, cpu=True)
+    whole = tiny_policy(tokenizer)
+    uninterrupted = BC(config)
+    uninterrupted.learn(guess_number, whole)
+    stop_at = uninterrupted.steps_per_epoch + 2  # inside the first hard epoch
+
+    class Sigterm(Callback):
+        def on_log(self, ctx, metrics) -> None:
+            if ctx.update == stop_at:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Interrupted):
+        config.build(checkpoint_dir=tmp_path / "checkpoints").learn(guess_number, tiny_policy(tokenizer), [Sigterm()])
+    resumed = tiny_policy(tokenizer)
+    algorithm = config.build(checkpoint_dir=tmp_path / "checkpoints", resume=True)
+    # the changed adapters would score other hard turns: the checkpoint's list is the one that goes on
+    algorithm._hard_turns = lambda: pytest.fail("a resumed run scored the hard turns again")
+    algorithm.learn(guess_number, resumed)
+    assert algorithm.hard == uninterrupted.hard
+    for a, b in zip(whole.trainable_parameters()[0], resumed.trainable_parameters()[0]):
+        torch.testing.assert_close(a.detach(), b.detach(), atol=1e-6, rtol=0)
+
+
+def test_bc_configs_name_bad_epochs() -> None:
+    with pytest.raises(ValueError, match="epochs=0 and hard_epochs=0"):
+        BCConfig(dataset="data", epochs=0)
+    with pytest.raises(ValueError, match="hard_loss=0"):
+        BCConfig(dataset="data", hard_epochs=1, hard_loss=0)
+    assert BCConfig(dataset="data", epochs=0, hard_epochs=1).hard_epochs == 1  # going on from a clone
+
+
 def test_cli_clones_a_collected_dataset(tmp_path: Path) -> None:
     save_tiny(tmp_path / "tiny")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
@@ -119,6 +174,14 @@ def test_cli_clones_a_collected_dataset(tmp_path: Path) -> None:
     [last] = sorted((tmp_path / "bc" / "checkpoints").glob("step-*"))[-1:]
     steps_per_epoch = int((tmp_path / "bc" / "train.log").read_text().split(" steps of ")[0].rsplit(" ", 1)[-1])
     assert last.name == f"step-{2 * steps_per_epoch:06d}"
+    # going on from the clone over its hard turns alone
+    hard = textgym(*common, "algorithm.dataset=data", "algorithm.epochs=0", "algorithm.hard_epochs=1",
+                   "algorithm.hard_loss=1e-9", "policy.init_from=bc", "hydra.run.dir=hard")
+    assert hard.returncode == 0, hard.stderr[-3000:]
+    assert "BC's hard turns: " in (tmp_path / "hard" / "train.log").read_text()
+    assert (tmp_path / "hard" / "adapter" / "adapter_model.safetensors").exists()
+    none = textgym(*common, "algorithm.dataset=data", "algorithm.epochs=0", "hydra.run.dir=none")
+    assert none.returncode != 0 and "epochs=0 and hard_epochs=0" in none.stderr
     missing = textgym(*common, "algorithm.dataset=nowhere", "hydra.run.dir=bad")
     assert missing.returncode != 0 and "nowhere holds no dataset" in missing.stderr
     assert not (tmp_path / "bad" / "checkpoints").exists()
