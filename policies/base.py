@@ -27,3 +27,11 @@ class Policy(ABC):
     @abstractmethod
     def act(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]) -> list[str]:
         """One action per observation."""
+
+    def action_probabilities(
+        self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, float]] | None:
+        """Per observation, the probability that :meth:`act` answers each valid action, for a policy that knows it
+        exactly (in a fresh episode, without acting); None for one that does not. Exact probabilities make a
+        tabulated strategy, and so exploitability, exact (``textgym.tournament.tabulate``)."""
+        return None

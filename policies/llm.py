@@ -162,6 +162,26 @@ class LLMPolicy(Policy):
         with torch.no_grad():
             return self.decide(observations, infos, greedy=self.config.greedy, memo=self._acting_memo()).actions
 
+    def action_probabilities(
+        self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, float]] | None:
+        """In score mode, the softmax that :meth:`act` samples from (one-hot on its argmax when greedy), for
+        prompts without earlier turns; None in generate mode, whose answers are free text."""
+        if self.config.action_mode is ActionMode.generate:
+            return None
+        prompts = History(self.config.history).prompts(observations, infos)
+        queries = [self._query(p) for p in prompts]
+        with torch.no_grad():
+            results = self._results(queries, self._acting_memo())
+        out = []
+        for prompt, query in zip(prompts, queries):
+            logprobs = results[query].logprobs
+            best = int(logprobs.argmax())
+            probabilities = ([float(i == best) for i in range(len(logprobs))] if self.config.greedy
+                             else logprobs.exp().tolist())
+            out.append(dict(zip(prompt.actions, probabilities)))
+        return out
+
     def _acting_memo(self) -> ByteLRU[Query, QueryResult]:
         """The results :meth:`act` reuses (an evaluation revisits states, idle slots repeat theirs), emptied as soon
         as a trained weight changes: an optimizer step or a load bumps its version, a move changes its storage."""

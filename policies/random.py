@@ -18,3 +18,8 @@ class RandomPolicy(Policy):
 
     def act(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]) -> list[str]:
         return [str(self.rng.choice(info["valid_actions"])) if len(info["valid_actions"]) else "" for info in infos]
+
+    def action_probabilities(
+        self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, float]]:
+        return [{action: 1.0 / len(info["valid_actions"]) for action in info["valid_actions"]} for info in infos]

@@ -56,6 +56,18 @@ class TabularPolicy(Policy):
     def act(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]) -> list[str]:
         return [self.greedy(self.key(o, info), list(info["valid_actions"])) for o, info in zip(observations, infos)]
 
+    def action_probabilities(
+        self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, float]]:
+        """Uniform over the highest-valued valid actions (how :meth:`greedy` breaks ties)."""
+        out = []
+        for observation, info in zip(observations, infos):
+            actions = list(info["valid_actions"])
+            values = self.values(self.key(observation, info), actions)
+            best = values == values.max()
+            out.append({action: float(top) / best.sum() for action, top in zip(actions, best)})
+        return out
+
     def save(self, directory: str | Path) -> None:
         """Write the table to ``directory/q_table.json`` (keys keep their type: ints stay ints)."""
         table = [[key, row] for key, row in self.q.items()]

@@ -206,6 +206,23 @@ def test_equal_states_share_one_forward_and_memo_spans_calls(tokenizer) -> None:
     assert policy.tokens_forwarded - before == once
 
 
+def test_action_probabilities_are_what_acting_samples_from(tokenizer) -> None:
+    observations, infos = states(guess_number)
+    policy = make_policy(tokenizer, history=2)
+    probabilities = policy.action_probabilities(observations, infos)
+    with torch.no_grad():
+        prompts = History(0).prompts(observations, infos)
+        for i, prompt in enumerate(prompts):
+            logprobs = policy.evaluate([prompt] * len(prompt.actions), list(range(len(prompt.actions)))).logprobs
+            assert list(probabilities[i]) == list(prompt.actions)
+            torch.testing.assert_close(torch.tensor(list(probabilities[i].values())), logprobs.exp(), atol=1e-6, rtol=1e-5)
+    greedy = make_policy(tokenizer, greedy=True)
+    for observation, info, row in zip(observations, infos, greedy.action_probabilities(observations, infos)):
+        assert sorted(row.values())[-1] == 1.0 and sum(row.values()) == 1.0
+        assert greedy.act([observation], [info]) == [max(row, key=row.get)]
+    assert make_policy(tokenizer, action_mode="generate").action_probabilities(observations, infos) is None
+
+
 def test_history_window_is_bounded_and_restarts_at_reset() -> None:
     history = History(window=2)
     info = {"valid_actions": ["a", "b"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import partial
 
 import gymnasium as gym
@@ -88,3 +89,12 @@ def test_nested_state_keys_survive_save_and_load(tmp_path) -> None:
     policy.save(tmp_path)
     loaded = TabularPolicy.load(tmp_path)
     assert loaded.q == policy.q and loaded.act([""], [info]) == [info["valid_actions"][-1]]
+
+
+def test_action_probabilities_are_the_greedy_choice_with_ties_shared() -> None:
+    policy = TabularPolicy(seed=0)
+    policy.q[3] = {"left": 1.0, "down": 1.0, "right": 0.5}
+    info = {"state": 3, "valid_actions": ["left", "down", "right", "up"]}
+    assert policy.action_probabilities(["obs"], [info]) == [{"left": 0.5, "down": 0.5, "right": 0.0, "up": 0.0}]
+    answers = Counter(policy.act(["obs"] * 400, [info] * 400))
+    assert set(answers) == {"left", "down"} and 150 < answers["left"] < 250

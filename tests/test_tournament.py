@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from textgym.envs import connect_four, kuhn_poker
+from textgym.policies.base import Policy
 from textgym.tournament import Entrant, Result, TournamentConfig, decision_states, rate, tabulate
 
 TEXTGYM = str(Path(sys.executable).with_name("textgym"))
@@ -44,6 +45,8 @@ def test_round_robin_rates_and_measures_exploitability(tmp_path: Path) -> None:
         assert sum(float(row[k]) for k in ("win_rate", "draw_rate", "loss_rate")) == pytest.approx(1.0)
     assert float(ratings["optimal"]["exploitability"]) == pytest.approx(0.0, abs=1e-12)
     assert float(ratings["scripted_random"]["exploitability"]) > 0.3  # exactly 0.463 (solved)
+    # the random policy knows its probabilities: tabulated from them, it is exactly the game's uniform player
+    assert float(ratings["random"]["exploitability"]) == pytest.approx(float(ratings["scripted_random"]["exploitability"]))
     assert float(ratings["q"]["exploitability"]) < float(ratings["random"]["exploitability"])  # it learned something
     ordinal = {name: float(row["ordinal"]) for name, row in ratings.items()}
     assert ordinal["optimal"] > max(ordinal["random"], ordinal["scripted_random"])
@@ -73,7 +76,7 @@ def test_ratings_follow_results() -> None:
     assert ratings["a"].mu > ratings["b"].mu > ratings["c"].mu - 3 and ratings["a"].sigma < 8.33
 
 
-class Deterministic:
+class Deterministic(Policy):
     def act(self, observations: list[str], infos: list[dict]) -> list[str]:
         return [info["valid_actions"][-1] for info in infos]
 
@@ -83,6 +86,25 @@ def test_a_deterministic_policy_is_tabulated_exactly() -> None:
     assert len(states) == 12  # 3 cards x (first to act: 2 histories; second: 2 histories)
     table = tabulate(Deterministic(), kuhn_poker.GAME, states, 1, 4, np.random.default_rng(0)).table
     assert all(distribution == ((1.0, kuhn_poker.GAME.legal(states[key])[-1]),) for key, distribution in table.items())
+
+
+class Known(Policy):
+    """Knows its probabilities (most weight on the last valid action); acting would be an error here."""
+
+    def act(self, observations: list[str], infos: list[dict]) -> list[str]:
+        raise AssertionError("a policy that knows its probabilities is not sampled")
+
+    def action_probabilities(self, observations: list[str], infos: list[dict]) -> list[dict[str, float]]:
+        return [{a: (0.7 if a == info["valid_actions"][-1] else 0.3 / (len(info["valid_actions"]) - 1))
+                 for a in info["valid_actions"]} for info in infos]
+
+
+def test_known_probabilities_are_tabulated_as_they_are() -> None:
+    states = decision_states(kuhn_poker.GAME, 1, 100)
+    table = tabulate(Known(), kuhn_poker.GAME, states, 1, 4, np.random.default_rng(0)).table
+    assert all(dict((a, p) for p, a in distribution) == pytest.approx(
+        {a: 0.7 if a == kuhn_poker.GAME.legal(states[key])[-1] else 0.3 for a in kuhn_poker.GAME.legal(states[key])})
+        for key, distribution in table.items())
 
 
 def test_big_games_are_not_enumerated() -> None:

@@ -56,10 +56,11 @@ class RoundRobinConfig:
     games: int = 10
     """Games per ordered pair of players and move order (4 x games between two players)."""
     exploitability_samples: int = 16
-    """Answers asked of a policy in each information state to tabulate its strategy."""
+    """Answers asked in each information state to tabulate the strategy of a policy that does not know its
+    action probabilities (one that does, as ``random`` and a score-mode LLM, is tabulated from them once)."""
     max_information_states: int = 20_000
     """Exploitability is n/a for policies on games with more information states than this in a seat
-    (Connect Four has ~80k; an LLM policy answers ``exploitability_samples`` prompts per state)."""
+    (Connect Four has ~80k; an LLM policy scores one prompt per state)."""
 
     def __post_init__(self) -> None:
         for name in ("games", "exploitability_samples", "max_information_states"):

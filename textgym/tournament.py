@@ -9,7 +9,8 @@ player). ``textgym benchmark`` plays the same round robin among its policies (``
 OpenSkill (Plackett-Luce) ratings: ``mu`` and its uncertainty ``sigma``; ``ordinal`` is ``mu - 3 sigma``.
 
 Exploitability, where the game is small enough to enumerate: the player's strategy in the opponent's
-seat is tabulated over its information states (a scripted player's exactly; a policy's from
+seat is tabulated over its information states (a scripted player's exactly; a policy's from its
+exact action probabilities where it knows them, as ``random`` and a score-mode LLM do, else from
 ``exploitability_samples`` answers per state, exact for deterministic policies), the exact best
 response to it is solved from the env's ``tabular_mdp()``, and the exploitability is how much more the
 best response earns than the game's value, averaged over both move orders (0 for an equilibrium).
@@ -91,7 +92,8 @@ class TournamentConfig:
     num_envs: int = 8
     """Vector-env slots stepped together."""
     exploitability_samples: int = 16
-    """Answers asked of a policy in each information state to tabulate its strategy."""
+    """Answers asked in each information state to tabulate the strategy of a policy that does not know its
+    action probabilities (one that does, as ``random`` and a score-mode LLM, is tabulated from them once)."""
     max_information_states: int = 20_000
     """Exploitability is skipped (n/a) for games with more information states than this in a seat."""
     overrides: list[str] = field(default_factory=list)
@@ -245,30 +247,44 @@ def decision_states(game: Game, seat: int, limit: int) -> dict[Hashable, Any] | 
 
 def tabulate(policy: Policy, game: Game, states: Mapping[Hashable, Any], seat: int, samples: int,
              rng: np.random.Generator, batch: int = 256) -> TableStrategy:
-    """A policy's strategy in ``seat``: the share of ``samples`` answers per state that chose each legal move
-    (an answer that is not one counts as a uniformly random legal move, as the env plays it)."""
-    asked = [(key, state) for key, state in states.items() for _ in range(samples)]
-    answers: list[str] = []
-    for start in range(0, len(asked), batch):
-        chunk = asked[start : start + batch]
-        observations = [game.view(state, seat) for _, state in chunk]
-        infos = [{"valid_actions": list(game.legal(state)), "instructions": game.instructions(seat), "state": key}
-                 for key, state in chunk]
-        answers += policy.act(observations, infos)
-    counts: dict[Hashable, Counter] = {key: Counter() for key in states}
-    for (key, state), answer in zip(asked, answers):
-        legal = game.legal(state)
+    """A policy's strategy in ``seat``: its exact probabilities per state where it knows them
+    (:meth:`~textgym.policies.base.Policy.action_probabilities`), else the share of ``samples`` answers per
+    state that chose each legal move (an answer that is not one counts as a uniformly random legal move, as
+    the env plays it)."""
+    keys = list(states)
+    counts: dict[Hashable, Counter] = {key: Counter() for key in keys}
+
+    def count(key: Hashable, answer: str, weight: float) -> None:
+        legal = game.legal(states[key])
         try:
             move = game.parse(answer)
         except InvalidAction:
             move = None
         if move in legal:
-            counts[key][move] += 1.0
+            counts[key][move] += weight
         else:
             for action in legal:
-                counts[key][action] += 1.0 / len(legal)
-    return TableStrategy({key: tuple((counts[key][a] / samples, a) for a in game.legal(states[key])
-                                     if counts[key][a] > 0) for key in states})
+                counts[key][action] += weight / len(legal)
+
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        observations = [game.view(states[key], seat) for key in chunk]
+        infos = [{"valid_actions": list(game.legal(states[key])), "instructions": game.instructions(seat), "state": key}
+                 for key in chunk]
+        exact = policy.action_probabilities(observations, infos)
+        if exact is not None:
+            for key, probabilities in zip(chunk, exact):
+                for answer, probability in probabilities.items():
+                    count(key, answer, probability)
+            continue
+        for _ in range(samples):
+            for key, answer in zip(chunk, policy.act(observations, infos)):
+                count(key, answer, 1.0 / samples)
+    table = {}
+    for key in keys:
+        total = sum(counts[key].values())
+        table[key] = tuple((counts[key][a] / total, a) for a in game.legal(states[key]) if counts[key][a] > 0)
+    return TableStrategy(table)
 
 
 FIRSTS = ("agent", "opponent")
