@@ -215,7 +215,8 @@ def test_action_probabilities_are_what_acting_samples_from(tokenizer) -> None:
         for i, prompt in enumerate(prompts):
             logprobs = policy.evaluate([prompt] * len(prompt.actions), list(range(len(prompt.actions)))).logprobs
             assert list(probabilities[i]) == list(prompt.actions)
-            torch.testing.assert_close(torch.tensor(list(probabilities[i].values())), logprobs.exp(), atol=1e-6, rtol=1e-5)
+            exact = torch.tensor(list(probabilities[i].values()))
+            torch.testing.assert_close(exact, logprobs.exp(), atol=1e-6, rtol=1e-5)
     greedy = make_policy(tokenizer, greedy=True)
     for observation, info, row in zip(observations, infos, greedy.action_probabilities(observations, infos)):
         assert sorted(row.values())[-1] == 1.0 and sum(row.values()) == 1.0

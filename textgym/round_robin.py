@@ -57,7 +57,8 @@ class RoundRobinConfig:
     """Games per ordered pair of players and move order (4 x games between two players)."""
     exploitability_samples: int = 16
     """Answers asked in each information state to tabulate the strategy of a policy that does not know its
-    action probabilities (one that does, as ``random`` and a score-mode LLM, is tabulated from them once)."""
+    action probabilities (one that does, as ``random``, ``tabular`` and a score-mode LLM, is tabulated from
+    them once)."""
     max_information_states: int = 20_000
     """Exploitability is n/a for policies on games with more information states than this in a seat
     (Connect Four has ~80k; an LLM policy scores one prompt per state)."""

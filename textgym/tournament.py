@@ -10,7 +10,7 @@ OpenSkill (Plackett-Luce) ratings: ``mu`` and its uncertainty ``sigma``; ``ordin
 
 Exploitability, where the game is small enough to enumerate: the player's strategy in the opponent's
 seat is tabulated over its information states (a scripted player's exactly; a policy's from its
-exact action probabilities where it knows them, as ``random`` and a score-mode LLM do, else from
+exact action probabilities where it knows them (``random``, ``tabular``, a score-mode LLM), else from
 ``exploitability_samples`` answers per state, exact for deterministic policies), the exact best
 response to it is solved from the env's ``tabular_mdp()``, and the exploitability is how much more the
 best response earns than the game's value, averaged over both move orders (0 for an equilibrium).
@@ -93,7 +93,8 @@ class TournamentConfig:
     """Vector-env slots stepped together."""
     exploitability_samples: int = 16
     """Answers asked in each information state to tabulate the strategy of a policy that does not know its
-    action probabilities (one that does, as ``random`` and a score-mode LLM, is tabulated from them once)."""
+    action probabilities (one that does, as ``random``, ``tabular`` and a score-mode LLM, is tabulated from
+    them once)."""
     max_information_states: int = 20_000
     """Exploitability is skipped (n/a) for games with more information states than this in a seat."""
     overrides: list[str] = field(default_factory=list)
