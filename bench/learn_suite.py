@@ -3,7 +3,9 @@
 Where the recipe names a ``warm_start``: ``textgym collect`` records oracle episodes, ``algorithm=bc`` clones
 them through the policy's own scoring, and PPO (``textgym train +experiment=<name>``) starts from the clone
 (``policy.init_from``); otherwise, or with ``--no-warm-start`` (the ablation), PPO runs alone from the base
-model. Success is the final evaluation's ``success_rate`` in PPO's ``results.json``: the env's own success
+model. A recipe whose PPO does no updates (``algorithm.total_updates: 0``: the clone is the result) skips PPO,
+and the BC run makes the final evaluation with the recipe's ``eval`` settings, instead of evaluating the clone
+twice. Success is the final evaluation's ``success_rate`` in its ``results.json``: the env's own success
 flag, which no reward shaping touches. The last line is
 
     <name> seed S: success X.XX (target T), violations V.VV, N CPU-minutes (M wall)
@@ -124,9 +126,10 @@ def results(run_dir: Path) -> dict[str, Any]:
 
 
 def warm_start(
-    config: DictConfig, warm: DictConfig, seed: int, stages: dict[str, list[str]], out: Path
+    config: DictConfig, warm: DictConfig, seed: int, stages: dict[str, list[str]], out: Path, final: bool
 ) -> Path:
-    """Collect the oracle's episodes, clone them (``algorithm=bc``) on the recipe's task; the BC run's dir."""
+    """Collect the oracle's episodes, clone them (``algorithm=bc``) on the recipe's task; the BC run's dir. A
+    ``final`` clone is evaluated as the recipe's result (its ``eval`` settings), otherwise on ``eval_episodes``."""
     task = [f"env={env_choice(config)}", *dotlist(config.get("env"), "env"),
             *dotlist(config.get("reward"), "reward")]
     collect = [f"{key}={value_text(value)}" for key, value in warm.collect.items()]
@@ -134,10 +137,24 @@ def warm_start(
                         f"hydra.run.dir={out / 'collect'}", *stages["collect"]], out)
     bc = ["train", *task, "algorithm=bc", *dotlist(config.get("policy"), "policy"), f"seed={seed}",
           *dotlist(warm.bc, "algorithm"), f"algorithm.dataset={out / 'data'}",
-          f"eval.episodes={warm.eval_episodes}", f"hydra.run.dir={out / 'bc'}", *stages["bc"]]
+          *(dotlist(config.get("eval"), "eval") if final else [f"eval.episodes={warm.eval_episodes}"]),
+          f"hydra.run.dir={out / 'bc'}", *stages["bc"]]
     textgym("bc", bc, out)
-    print(f"[bc] success {results(out / 'bc')['metrics']['success_rate']:.2f} of the clone", flush=True)
+    if not final:
+        print(f"[bc] success {results(out / 'bc')['metrics']['success_rate']:.2f} of the clone", flush=True)
     return out / "bc"
+
+
+def total_updates(config: DictConfig, ppo_overrides: list[str]) -> int:
+    """PPO's updates in this run: the last ``algorithm.total_updates`` override, else the recipe's."""
+    updates = config.get("algorithm", {}).get("total_updates")
+    for item in ppo_overrides:
+        key, value = item.split("=", 1)
+        if key == "algorithm.total_updates":
+            updates = value
+    if updates is None:
+        raise SystemExit("learn_suite: the recipe sets no algorithm.total_updates")
+    return int(updates)
 
 
 def main() -> None:
@@ -160,20 +177,25 @@ def main() -> None:
     start = time.perf_counter()
 
     ppo = ["train", f"+experiment={args.name}", f"seed={args.seed}", f"hydra.run.dir={out / 'ppo'}"]
+    stage = "ppo"  # the run whose final evaluation is the verdict
     if (warm := config.get("warm_start")) is not None and not args.no_warm_start:
-        ppo.append(f"policy.init_from={warm_start(config, warm, args.seed, stages, out)}")
-    textgym("ppo", [*ppo, *stages["ppo"]], out)
+        clone_only = total_updates(config, stages["ppo"]) == 0
+        clone = warm_start(config, warm, args.seed, stages, out, final=clone_only)
+        stage = "bc" if clone_only else stage
+        ppo.append(f"policy.init_from={clone}")
+    if stage == "ppo":
+        textgym("ppo", [*ppo, *stages["ppo"]], out)
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_minutes, wall_minutes = (usage.ru_utime + usage.ru_stime) / 60, (time.perf_counter() - start) / 60
-    final = results(out / "ppo")
+    final = results(out / stage)
     metrics = final["metrics"]
     violations = f"{metrics['violation_rate']:.2f}" if "violation_rate" in metrics else "n/a"
-    print(f"[ppo] mean length {metrics['mean_length']:.2f}, invalid-action rate "
+    print(f"[{stage}] mean length {metrics['mean_length']:.2f}, invalid-action rate "
           f"{metrics['invalid_action_rate']:.3f} over {metrics['episodes']:.0f} evaluation episodes ({out})")
     if "violations_by_rule" in final:
         shares = ", ".join(f"{rule} {share:.2f}" for rule, share in final["violations_by_rule"].items())
-        print(f"[ppo] episodes that broke each rule: {shares or 'none'}")
+        print(f"[{stage}] episodes that broke each rule: {shares or 'none'}")
     success, target = f"{metrics['success_rate']:.2f}", config.recipe.target
     print(f"{args.name} seed {args.seed}: success {success} (target {target}), violations {violations}, "
           f"{cpu_minutes:.1f} CPU-minutes ({wall_minutes:.1f} wall)")

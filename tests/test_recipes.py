@@ -107,6 +107,22 @@ def test_suite_warm_starts_ppo_from_the_cloned_oracle(tiny: Path, tmp_path: Path
     assert ppo["policy"]["init_from"] == str(runs.resolve() / "bc")
 
 
+def test_suite_makes_the_clone_the_result_when_ppo_does_no_updates(tiny: Path, tmp_path: Path) -> None:
+    done = suite("customer_service", tiny, tmp_path, "warm_start.collect.episodes=4", "warm_start.bc.epochs=1",
+                 "algorithm.total_updates=0")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    runs = tmp_path / "runs"
+    assert not (runs / "ppo").exists()  # no second evaluation of the same clone
+    assert "of the clone" not in done.stdout
+    *_, rules_line, verdict = done.stdout.strip().splitlines()
+    match = VERDICT.match(verdict)
+    assert match and rules_line.startswith("[bc] episodes that broke each rule: "), done.stdout[-1000:]
+    bc = yaml.safe_load((runs / "bc" / "config.yaml").read_text())
+    assert bc["eval"] == {"episodes": 8, "num_envs": 4}  # the recipe's eval, as overridden
+    metrics = json.loads((runs / "bc" / "results.json").read_text())["metrics"]
+    assert match["success"] == f"{metrics['success_rate']:.2f}" and metrics["episodes"] == 8
+
+
 def test_suite_names_the_recipes_when_one_is_unknown(tmp_path: Path) -> None:
     done = run([sys.executable, str(SUITE), "lakes"], tmp_path)
     assert done.returncode != 0 and "no recipe 'lakes'" in done.stderr and "guess32" in done.stderr
