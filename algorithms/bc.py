@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from itertools import chain
 from pathlib import Path
 
 import torch
 
 from textgym.algorithms.base import Algorithm
 from textgym.algorithms.bc_config import BCConfig
-from textgym.algorithms.imitation import choice_of, recorded_turns, token_bounded_parts, training_device
+from textgym.algorithms.imitation import choice_of, episode_count, recorded_turns, token_bounded_parts, training_device
 from textgym.algorithms.trajectories import imitation_turns
 from textgym.policies.llm import Choice, LLMPolicy
 from textgym.policies.llm_prompts import Prompt
@@ -58,15 +59,15 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
 
     def _setup(self) -> None:
         cfg, policy = self.config, self.policy
-        turns = imitation_turns(cfg.dataset, cfg.keep, self.env_id())
-        examples = recorded_turns(turns, policy.config.history)
+        turns = imitation_turns(cfg.datasets, cfg.keep, self.env_id())
+        examples = recorded_turns(chain(*turns), policy.config.history)
         self.prompts = [prompt for prompt, _ in examples]
         self.choices = [choice_of(policy, prompt, action) for prompt, action in examples]
         self.steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
         self.first_steps = cfg.epochs * self.steps_per_epoch
         self.hard: list[int] | None = None  # the hard turns' indices, once scored
         log.info("BC on %d turns of %d episodes: %d steps of %d turns per epoch", len(examples),
-                 len(set(turns["episode"])), self.steps_per_epoch, cfg.batch_size)
+                 episode_count(turns), self.steps_per_epoch, cfg.batch_size)
         policy.to(training_device(cfg.cpu))
         adapters, _ = policy.trainable_parameters()
         self.optimizer = torch.optim.AdamW(adapters, lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)

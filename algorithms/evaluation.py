@@ -46,6 +46,8 @@ class Step:
     truncated: bool
     next_info: dict[str, Any]
     """The step's own info (``reward_terms``, ``success``, ...)."""
+    expert_action: str | None = None
+    """What the ``expert`` of :func:`evaluate_tasks` would have done here (None without one)."""
 
 
 @dataclass
@@ -192,15 +194,19 @@ def evaluate_tasks(
     optimal_return: float | None = None,
     on_episode: Callable[[Episode], None] | None = None,
     record: bool = False,
+    expert: Policy | None = None,
 ) -> EvalResult:
     """One episode per entry of ``task_seeds``, started by ``reset(seed=task_seeds[j])``.
 
     A seed fixes a task (and the env's random draws within it), so a repeated seed is a repeated
     trial of the same task: that is what pass^k (``EvalResult.metrics``) is measured on. The
-    episodes are dealt to the slots in turn; other arguments as for :func:`evaluate`.
+    episodes are dealt to the slots in turn. With ``record``, an ``expert`` labels every recorded turn with
+    the action it would take in that state (``Step.expert_action``; DAgger: the policy plays, the expert
+    labels); other arguments as for :func:`evaluate`.
     """
     n = env.num_envs
-    return _play(env, policy, [list(task_seeds[i::n]) for i in range(n)], optimal_return, on_episode, record)
+    starts = [list(task_seeds[i::n]) for i in range(n)]
+    return _play(env, policy, starts, optimal_return, on_episode, record, expert if record else None)
 
 
 def _play(
@@ -210,9 +216,11 @@ def _play(
     optimal_return: float | None,
     on_episode: Callable[[Episode], None] | None,
     record: bool = False,
+    expert: Policy | None = None,
 ) -> EvalResult:
     """Slot ``i`` plays one episode per entry of ``starts[i]``: from ``reset(seed=s)``, or for ``None``
-    from the vector env's own autoreset (unseeded at the start); afterwards the slot idles."""
+    from the vector env's own autoreset (unseeded at the start); afterwards the slot idles. An ``expert``
+    labels the recorded turns."""
     n = env.num_envs
     queues = [deque(slot) for slot in starts]
     total = sum(map(len, queues))
@@ -222,8 +230,11 @@ def _play(
     observations, infos = env.reset(seed=[queue[0] if queue else None for queue in queues])
     slots = [slot_info(infos, i) for i in range(n)]
     policy.bind(env)
+    if expert is not None:
+        expert.bind(env)
     while len(result.episodes) < total:
         actions = policy.act(list(observations), slots)
+        labels = [None] * n if expert is None else expert.act(list(observations), slots)  # before the env moves on
         seen, before = list(observations), slots
         observations, rewards, terminated, truncated, infos = env.step(actions)
         slots = [slot_info(infos, i) for i in range(n)]
@@ -231,7 +242,8 @@ def _play(
             if record and queues[i]:  # the slot plays a counted episode (not idling after its quota)
                 ended = terminated[i] or truncated[i]
                 steps[i].append(Step(seen[i], before[i], actions[i], float(rewards[i]), bool(terminated[i]),
-                                     bool(truncated[i]), slot_info(infos["final_info"], i) if ended else slots[i]))
+                                     bool(truncated[i]), slot_info(infos["final_info"], i) if ended else slots[i],
+                                     labels[i]))
         returns += rewards
         lengths += 1
         reseed, mask = [None] * n, np.zeros(n, dtype=bool)

@@ -3,7 +3,8 @@ LLM policy builds and the choices that play the recorded actions, and micro-batc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from datasets import Dataset
@@ -14,18 +15,25 @@ from textgym.policies.llm_config import ActionMode
 from textgym.policies.llm_prompts import History, Prompt
 
 
-def recorded_turns(turns: Dataset, history: int) -> list[tuple[Prompt, str]]:
-    """Per recorded turn, the prompt the LLM policy builds in that state (``history`` earlier turns of its
-    episode) and the recorded action."""
-    examples, episode, window = [], None, History(history)
+def recorded_turns(turns: Iterable[Mapping[str, Any]], history: int) -> list[tuple[Prompt, str]]:
+    """Per recorded turn (the rows of one or more datasets), the prompt the LLM policy builds in that state
+    (``history`` earlier turns of its episode, as they were played) and the action to imitate: the expert's
+    where the turn was labelled by one (``expert_action``), else the recorded action."""
+    examples, window = [], History(history)
     for row in turns:
-        if row["episode"] != episode:  # the rows of an episode are consecutive, in turn order
-            episode, window = row["episode"], History(history)
+        if row["turn"] == 0:  # the rows of an episode are consecutive, in turn order
+            window = History(history)
         info = {"valid_actions": row["valid_actions"]} | ({"instructions": row["instructions"]} if row["turn"] == 0 else {})
         prompt = window.prompts([row["observation"]], [info])[0]
         window.record([row["action"]])
-        examples.append((prompt, row["action"]))
+        expert = row.get("expert_action")
+        examples.append((prompt, row["action"] if expert is None else expert))
     return examples
+
+
+def episode_count(turns: Sequence[Dataset]) -> int:
+    """The episodes of the datasets' turns (each starts at turn 0)."""
+    return sum(sum(turn == 0 for turn in part["turn"]) for part in turns)
 
 
 def choice_of(policy: LLMPolicy, prompt: Prompt, action: str, mode: ActionMode | None = None) -> Choice:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from textgym.algorithms.base import AlgorithmConfig
 
@@ -27,10 +28,13 @@ class ImitationConfig(AlgorithmConfig):
     policy's own forward pass (instructions prefix cached with the adapters off, frozen lower layers cached, LoRA
     on the top layers), in micro-batches of at most ``token_budget`` tokens."""
 
-    dataset: str
-    """A directory written by ``textgym collect`` (required)."""
+    dataset: Any
+    """A directory written by ``textgym collect``, or a list of them imitated together (required): e.g. DAgger's
+    aggregate, the oracle's episodes and the clone's own episodes labelled by the oracle
+    (``textgym collect policy=llm policy.init_from=<clone> policy@expert=oracle``)."""
     keep: Keep = Keep.success
-    """Which episodes to imitate: ``all``, ``success`` or ``best`` (best-of-k per task)."""
+    """Which episodes to imitate: ``all``, ``success`` or ``best`` (best-of-k per task). A dataset labelled by an
+    expert is imitated whole (its labels are the expert's actions, whatever became of the episode)."""
     token_budget: int = 4096
     """Most tokens in the trainable layers per micro-batch (gradients summed to the whole batch's, as in PPO)."""
     cpu: bool = False
@@ -41,3 +45,11 @@ class ImitationConfig(AlgorithmConfig):
         self.keep = Keep(self.keep)
         if self.token_budget < 1:
             raise ValueError(f"token_budget={self.token_budget} must be >= 1 (tokens per micro-batch)")
+        if not self.datasets or not all(isinstance(d, str) and d for d in self.datasets):
+            raise ValueError(f"dataset={self.dataset!r}: give a directory written by textgym collect, or a list of "
+                             "them")
+
+    @property
+    def datasets(self) -> list:
+        """The dataset directories (``dataset`` as a list)."""
+        return [self.dataset] if isinstance(self.dataset, str) else list(self.dataset or [])

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Any
 
 import trl
 from datasets import Dataset
 from torch import Tensor, nn
 
-from textgym.algorithms.imitation import recorded_turns, token_bounded_parts, training_device
+from textgym.algorithms.imitation import episode_count, recorded_turns, token_bounded_parts, training_device
 from textgym.algorithms.sft_config import SFTConfig
 from textgym.algorithms.trajectories import imitation_turns
 from textgym.algorithms.trl_base import TRLAlgorithm
@@ -42,9 +44,10 @@ from textgym.policies.llm_prompts import Prompt
 log = logging.getLogger(__name__)
 
 
-def sft_examples(turns: Dataset, policy: LLMPolicy) -> Dataset:
+def sft_examples(turns: Iterable[Mapping[str, Any]], policy: LLMPolicy) -> Dataset:
     """One row per recorded turn: the fields of the :class:`Prompt` the policy builds in that state
-    (``instructions``, ``text``, ``actions``) and the ``answer`` tokens that write the recorded action."""
+    (``instructions``, ``text``, ``actions``) and the ``answer`` tokens that write the action to imitate
+    (see :func:`~textgym.algorithms.imitation.recorded_turns`)."""
     return Dataset.from_list([
         {"instructions": p.instructions, "text": p.text, "actions": list(p.actions), "answer": list(policy.answer_tokens(a))}
         for p, a in recorded_turns(turns, policy.config.history)
@@ -108,9 +111,9 @@ class SFT(TRLAlgorithm[SFTConfig]):
 
     def _setup(self) -> None:
         cfg, policy = self.config, self.policy
-        turns = imitation_turns(cfg.dataset, cfg.keep, self.env_id())
-        examples = sft_examples(turns, policy)
-        log.info("SFT on %d turns of %d episodes", len(examples), len(set(turns["episode"])))
+        turns = imitation_turns(cfg.datasets, cfg.keep, self.env_id())
+        examples = sft_examples(chain(*turns), policy)
+        log.info("SFT on %d turns of %d episodes", len(examples), episode_count(turns))
         self.steps = math.ceil(cfg.epochs * math.ceil(len(examples) / cfg.batch_size))
         args = trainer_arguments(cfg, self.scratch_dir(), self.seed)
         if args.world_size > 1:

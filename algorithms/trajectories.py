@@ -1,11 +1,13 @@
 """Trajectory datasets: a policy's recorded episodes as a Hugging Face ``datasets`` dataset (one row per turn).
 
 Each row holds what the env showed (observation, instructions, valid actions, info), what the policy did
-(the action), what it earned (reward and reward terms), and the chat an LLM policy would have seen in that
-state, built by the LLM policy's own :class:`~textgym.policies.llm_prompts.History` — so that fine-tuning
-on the rows trains exactly the prompts the policy acts on. ``prompt`` / ``completion`` are in TRL's
-conversational prompt-completion format. The dataset's ``info.description`` is the JSON of the run's
-metadata (env id, seed, config); :func:`load_trajectories` reads both back.
+(the action; with an expert, also ``expert_action``, what the expert would have done there), what it earned
+(reward and reward terms), and the chat an LLM policy would have seen in that state, built by the LLM
+policy's own :class:`~textgym.policies.llm_prompts.History` — so that fine-tuning on the rows trains exactly
+the prompts the policy acts on. ``prompt`` / ``completion`` are in TRL's conversational prompt-completion
+format, the completion being the action to imitate (the expert's, where there is one). The dataset's
+``info.description`` is the JSON of the run's metadata (env id, seed, config); :func:`load_trajectories`
+reads both back.
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ def episode_rows(episodes: Sequence[Episode], env_id: str, seed: int, history: i
                 "env_id": env_id, "seed": seed, "episode": number, "task": episode.seed, "turn": turn,
                 "observation": step.observation, "instructions": prompt.instructions,
                 "valid_actions": list(prompt.actions), "action": step.action,
-                "prompt": prompt.messages(), "completion": [{"role": "assistant", "content": step.action}],
+                "prompt": prompt.messages(),
+                "completion": [{"role": "assistant", "content": step.expert_action or step.action}],
                 "reward": step.reward, "reward_terms": _json(step.next_info.get("reward_terms", {})),
                 "terminated": step.terminated, "truncated": step.truncated, "info": _json(step.next_info),
                 "episode_return": episode.reward, "episode_success": episode.success,
                 "episode_length": episode.length,
-            })
+            } | ({} if step.expert_action is None else {"expert_action": step.expert_action}))
     return rows
 
 
@@ -92,15 +95,19 @@ def select(dataset: Dataset, keep: Keep) -> Dataset:
     return dataset.filter(lambda episode: episode in chosen, input_columns="episode")
 
 
-def imitation_turns(directory: str | Path, keep: Keep, env_id: str | None) -> Dataset:
-    """The turns that imitation learns from: the dataset's episodes that ``keep`` selects.
+def imitation_turns(directories: Sequence[str | Path], keep: Keep, env_id: str | None) -> list[Dataset]:
+    """The turns that imitation learns from, per dataset: the episodes that ``keep`` selects, or every turn of a
+    dataset labelled by an expert (``expert_action``: each turn is a demonstration, whatever the episode's fate).
 
-    Warns when the dataset was recorded on another env than ``env_id``; a ValueError when none is left.
+    Warns when a dataset was recorded on another env than ``env_id``; a ValueError when none is left.
     """
-    dataset, metadata = load_trajectories(directory)
-    if metadata.get("env_id") not in (None, env_id):
-        log.warning("the dataset was recorded on %s, the run's env is %s", metadata["env_id"], env_id)
-    turns = select(dataset, keep)
-    if len(turns) == 0:
-        raise ValueError(f"keep={keep.value} leaves no episode of {directory}: collect more episodes, or keep=all / keep=best")
-    return turns
+    selected = []
+    for directory in directories:
+        dataset, metadata = load_trajectories(directory)
+        if metadata.get("env_id") not in (None, env_id):
+            log.warning("the dataset %s was recorded on %s, the run's env is %s", directory, metadata["env_id"], env_id)
+        selected.append(dataset if "expert_action" in dataset.column_names else select(dataset, keep))
+    if sum(map(len, selected)) == 0:
+        raise ValueError(f"keep={keep.value} leaves no episode of {', '.join(map(str, directories))}: collect more "
+                         "episodes, or keep=all / keep=best")
+    return selected

@@ -19,7 +19,7 @@ from textgym.algorithms.imitation import choice_of
 from textgym.algorithms.bc_config import BCConfig
 from textgym.algorithms.callbacks import Callback
 from textgym.algorithms.evaluation import evaluate_tasks, slot_info, vector_env
-from textgym.algorithms.trajectories import episode_rows, save_trajectories
+from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
 from textgym.policies.oracle import OraclePolicy
@@ -153,6 +153,11 @@ def test_bc_configs_name_bad_epochs() -> None:
     with pytest.raises(ValueError, match="hard_loss=0"):
         BCConfig(dataset="data", hard_epochs=1, hard_loss=0)
     assert BCConfig(dataset="data", epochs=0, hard_epochs=1).hard_epochs == 1  # going on from a clone
+    assert BCConfig(dataset=["oracle", "labelled"]).datasets == ["oracle", "labelled"]  # DAgger's aggregate
+    assert BCConfig(dataset="data").datasets == ["data"]
+    for bad in ([], ["data", ""], [3]):
+        with pytest.raises(ValueError, match="dataset="):
+            BCConfig(dataset=bad)
 
 
 def test_cli_clones_a_collected_dataset(tmp_path: Path) -> None:
@@ -182,6 +187,22 @@ def test_cli_clones_a_collected_dataset(tmp_path: Path) -> None:
     assert (tmp_path / "hard" / "adapter" / "adapter_model.safetensors").exists()
     none = textgym(*common, "algorithm.dataset=data", "algorithm.epochs=0", "hydra.run.dir=none")
     assert none.returncode != 0 and "epochs=0 and hard_epochs=0" in none.stderr
+    # DAgger: a policy's own states, labelled by the oracle, cloned together with the oracle's episodes
+    labelled = textgym("collect", "env=frozenlake", "env.kwargs.is_slippery=false", "policy=random",
+                       "policy@expert=oracle", "episodes=6", "output=labelled", "hydra.run.dir=labelling")
+    assert labelled.returncode == 0, labelled.stderr[-3000:]
+    assert "the policy took the expert's action in " in labelled.stdout
+    rows = list(load_trajectories(tmp_path / "labelled")[0])
+    replay = gym.make("textgym/FrozenLake-v0", is_slippery=False)
+    for row in rows:  # each label is what the oracle does in the state the random policy reached
+        if row["turn"] == 0:
+            replay.reset(seed=row["task"])
+        assert row["expert_action"] == replay.unwrapped.oracle_action()
+        replay.step(row["action"])
+    both = textgym(*common, "algorithm.dataset=[data,labelled]", "algorithm.epochs=1", "hydra.run.dir=dagger")
+    assert both.returncode == 0, both.stderr[-3000:]
+    oracle_turns = len(load_trajectories(tmp_path / "data")[0])
+    assert f"BC on {oracle_turns + len(rows)} turns of 14 episodes" in (tmp_path / "dagger" / "train.log").read_text()
     missing = textgym(*common, "algorithm.dataset=nowhere", "hydra.run.dir=bad")
     assert missing.returncode != 0 and "nowhere holds no dataset" in missing.stderr
     assert not (tmp_path / "bad" / "checkpoints").exists()

@@ -82,6 +82,33 @@ def test_recorded_turns_are_the_episodes_with_the_prompts_the_policy_builds(tmp_
     assert evaluate(vector_env(guess_number8, 2), OraclePolicy(), 2).episodes[0].steps is None  # off by default
 
 
+def test_labelled_turns_imitate_the_expert_after_the_history_that_was_played(tmp_path: Path) -> None:
+    from textgym.algorithms.imitation import episode_count, recorded_turns
+    from textgym.algorithms.trajectories import imitation_turns
+    from textgym.policies.random import RandomPolicy
+
+    played = evaluate_tasks(vector_env(guess_number8, 2), RandomPolicy(seed=1), [3, 4, 5], record=True,
+                            expert=OraclePolicy())
+    rows = episode_rows(played.episodes, "textgym/GuessNumber8-v0", 0, history=1)
+    assert all(row["expert_action"] in row["valid_actions"] for row in rows)
+    assert any(row["expert_action"] != row["action"] for row in rows)  # a random guesser strays from the oracle
+    assert all(row["completion"] == [{"role": "assistant", "content": row["expert_action"]}] for row in rows)
+    save_trajectories(rows, {"env_id": "textgym/GuessNumber8-v0", "seed": 0}, tmp_path / "labelled")
+    demonstrated = evaluate_tasks(vector_env(guess_number8, 1), OraclePolicy(), [9], record=True)
+    save_trajectories(episode_rows(demonstrated.episodes, "textgym/GuessNumber8-v0", 0, history=1),
+                      {"env_id": "textgym/GuessNumber8-v0", "seed": 0}, tmp_path / "oracle")
+    # keep=success drops no labelled turn, whatever became of the random episodes
+    parts = imitation_turns([tmp_path / "oracle", tmp_path / "labelled"], Keep.success, "textgym/GuessNumber8-v0")
+    assert [len(part) for part in parts] == [demonstrated.episodes[0].length, len(rows)]
+    assert episode_count(parts) == 4  # both datasets number their episodes from 0
+    examples = recorded_turns([row for part in parts for row in part], history=1)
+    assert [action for _, action in examples[demonstrated.episodes[0].length:]] == [r["expert_action"] for r in rows]
+    for (prompt, _), row in zip(examples[demonstrated.episodes[0].length:], rows):
+        assert prompt.messages() == row["prompt"]  # the history shows what was played, not the labels
+    unlabelled = evaluate_tasks(vector_env(guess_number8, 1), OraclePolicy(), [3], record=True)
+    assert unlabelled.episodes[0].steps[0].expert_action is None and "expert_action" not in parts[0].column_names
+
+
 def test_keep_selects_successes_or_the_best_episode_of_each_task() -> None:
     episodes = [(0, 0, 0.2, False), (1, 0, 1.0, True), (2, 1, 0.5, True), (3, 1, 0.9, True), (4, 2, -0.1, False)]
     rows = [{"episode": e, "task": t, "episode_return": r, "episode_success": s, "turn": k}
