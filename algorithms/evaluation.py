@@ -204,9 +204,10 @@ def evaluate_tasks(
     the action it would take in that state (``Step.expert_action``; DAgger: the policy plays, the expert
     labels); other arguments as for :func:`evaluate`.
     """
+    if expert is not None and not record:
+        raise ValueError("an expert labels the recorded turns: pass record=True with it")
     n = env.num_envs
-    starts = [list(task_seeds[i::n]) for i in range(n)]
-    return _play(env, policy, starts, optimal_return, on_episode, record, expert if record else None)
+    return _play(env, policy, [list(task_seeds[i::n]) for i in range(n)], optimal_return, on_episode, record, expert)
 
 
 def _play(

@@ -50,6 +50,6 @@ class ImitationConfig(AlgorithmConfig):
                              "them")
 
     @property
-    def datasets(self) -> list:
+    def datasets(self) -> list[str]:
         """The dataset directories (``dataset`` as a list)."""
         return [self.dataset] if isinstance(self.dataset, str) else list(self.dataset or [])
