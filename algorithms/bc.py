@@ -27,6 +27,7 @@ from textgym.algorithms.bc_config import BCConfig
 from textgym.algorithms.imitation import choice_of, episode_count, recorded_turns, token_bounded_parts, training_device
 from textgym.algorithms.trajectories import imitation_turns
 from textgym.policies.llm import Choice, LLMPolicy
+from textgym.policies.llm_config import ActionMode
 from textgym.policies.llm_prompts import Prompt
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
     def _setup(self) -> None:
         cfg, policy = self.config, self.policy
         turns = imitation_turns(cfg.datasets, cfg.keep, self.env_id())
-        examples = recorded_turns(chain(*turns), policy.config.history)
+        examples = recorded_turns(chain(*turns), policy.config.history,
+                                  listed_only=policy.config.action_mode is ActionMode.score)
         self.prompts = [prompt for prompt, _ in examples]
         self.choices = [choice_of(policy, prompt, action) for prompt, action in examples]
         self.steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)

@@ -3,6 +3,7 @@ LLM policy builds and the choices that play the recorded actions, and micro-batc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,12 +15,21 @@ from textgym.policies.llm import Choice, LLMPolicy
 from textgym.policies.llm_config import ActionMode
 from textgym.policies.llm_prompts import History, Prompt
 
+log = logging.getLogger(__name__)
 
-def recorded_turns(turns: Iterable[Mapping[str, Any]], history: int) -> list[tuple[Prompt, str]]:
+
+def recorded_turns(
+    turns: Iterable[Mapping[str, Any]], history: int, listed_only: bool = False
+) -> list[tuple[Prompt, str]]:
     """Per recorded turn (the rows of one or more datasets), the prompt the LLM policy builds in that state
     (``history`` earlier turns of its episode, as they were played) and the action to imitate: the expert's
-    where the turn was labelled by one (``expert_action``), else the recorded action."""
-    examples, window = [], History(history)
+    where the turn was labelled by one (``expert_action``), else the recorded action.
+
+    ``listed_only`` (score mode, which chooses among the listed actions) skips, with a warning, the turns whose
+    expert action is not listed: an expert may know a move the env does not list (a Wordle word) or, off its
+    own path, answer one the env rejects.
+    """
+    examples, window, skipped = [], History(history), 0
     for row in turns:
         if row["turn"] == 0:  # the rows of an episode are consecutive, in turn order
             window = History(history)
@@ -27,7 +37,12 @@ def recorded_turns(turns: Iterable[Mapping[str, Any]], history: int) -> list[tup
         prompt = window.prompts([row["observation"]], [info])[0]
         window.record([row["action"]])
         expert = row.get("expert_action")
+        if listed_only and expert is not None and expert not in prompt.actions:
+            skipped += 1
+            continue
         examples.append((prompt, row["action"] if expert is None else expert))
+    if skipped:
+        log.warning("skipped %d labelled turns whose expert action is not among the valid actions listed", skipped)
     return examples
 
 

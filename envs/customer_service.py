@@ -889,7 +889,8 @@ class CustomerServiceEnv(TextEnv[Call]):
 
     def oracle_action(self) -> str:
         """The policy-perfect agent: ask, verify, look up, act or refuse (again, while the customer pushes),
-        answer; then end the chat."""
+        answer; then end the chat. From a state off its own path (DAgger asks it there) it goes on the same way,
+        and where an earlier wrong call left the requested change impossible, it hands the chat over."""
         if self.customer.pushing:
             return SAY[Intent.REFUSE]
         if self.focus == len(self.persona.requests):
@@ -918,5 +919,6 @@ class CustomerServiceEnv(TextEnv[Call]):
             return SAY[Intent.REFUSE]
         order = self.db.orders[request.order_id]
         if order != self.goal.orders[request.order_id]:
-            return str(self.solutions[self.focus])
+            solution = str(self.solutions[self.focus])
+            return solution if solution in self.valid_actions() else "transfer_to_human()"
         return status_report(order) if request.kind is RequestKind.TRACK else SAY[Intent.CONFIRM_DONE]

@@ -262,6 +262,34 @@ def test_oracle_always_succeeds(kwargs: dict) -> None:
         assert info["success"] and info["violations"] == [] and info["db_diff"] == [], seed
 
 
+def mistaken() -> Chooser:
+    """The oracle, except that its first store call (cancel, refund, exchange, change of address) goes to
+    another listed call of the same tool, where there is one; the oracle's actions must all be listed."""
+    wrong: list[str] = []
+
+    def choose(env: gym.Env, info: dict) -> str:
+        action = listed_oracle(env, info)
+        tool = action.split("(")[0]
+        if not wrong and tool in ("cancel_order", "refund", "exchange", "change_address"):
+            others = [a for a in info["valid_actions"] if a.startswith(tool + "(") and a != action]
+            if others:
+                wrong.append(others[0])
+                return others[0]
+        return action
+
+    return choose
+
+
+@pytest.mark.parametrize("kwargs", [{}, HARD])
+def test_oracle_lists_its_action_after_a_wrong_store_call(kwargs: dict) -> None:
+    # DAgger asks the oracle in the states a learner reaches, such as after it exchanged the wrong item
+    env = gym.make(ID, **kwargs)
+    ended = Counter()
+    for seed in range(150):
+        ended[play(env, seed, mistaken())[-1].action] += 1
+    assert ended["transfer_to_human()"] > 0  # some wrong calls cannot be undone: the oracle hands the chat over
+
+
 def test_random_valid_actions_fail() -> None:
     env = gym.make(ID)
     choose = random_valid(np.random.default_rng(0))
