@@ -105,6 +105,11 @@ def test_labelled_turns_imitate_the_expert_after_the_history_that_was_played(tmp
     assert [action for _, action in examples[demonstrated.episodes[0].length:]] == [r["expert_action"] for r in rows]
     for (prompt, _), row in zip(examples[demonstrated.episodes[0].length:], rows):
         assert prompt.messages() == row["prompt"]  # the history shows what was played, not the labels
+    unlisted = [dict(row, expert_action="guess 99") if k == 1 else row for k, row in enumerate(rows)]
+    assert len(recorded_turns(unlisted, history=1)) == len(rows)  # generate mode may write it
+    kept = recorded_turns(unlisted, history=1, listed_only=True)  # score mode cannot choose it: skipped
+    assert [a for _, a in kept] == [r["expert_action"] for k, r in enumerate(rows) if k != 1]
+    assert kept[1][0].messages() == rows[2]["prompt"]  # the skipped turn still counts in the history
     unlabelled = evaluate_tasks(vector_env(guess_number8, 1), OraclePolicy(), [3], record=True)
     assert unlabelled.episodes[0].steps[0].expert_action is None and "expert_action" not in parts[0].column_names
 
