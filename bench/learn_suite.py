@@ -3,10 +3,14 @@
 Where the recipe names a ``warm_start``: ``textgym collect`` records oracle episodes, ``algorithm=bc`` clones
 them through the policy's own scoring, and PPO (``textgym train +experiment=<name>``) starts from the clone
 (``policy.init_from``); otherwise, or with ``--no-warm-start`` (the ablation), PPO runs alone from the base
-model. A recipe whose PPO does no updates (``algorithm.total_updates: 0``: the clone is the result) skips PPO,
-and the BC run makes the final evaluation with the recipe's ``eval`` settings, instead of evaluating the clone
-twice. Success is the final evaluation's ``success_rate`` in its ``results.json``: the env's own success
-flag, which no reward shaping touches. The last line is
+model. A ``warm_start.dagger`` block (``rounds``, 1 by default; ``episodes`` and ``bc`` as the warm start's)
+adds DAgger rounds after BC: the clone plays ``episodes`` new tasks (greedy, as evaluated), the oracle labels
+every state it reaches (``textgym collect policy@expert=oracle``), and BC goes on from the clone over the
+aggregate: the oracle's episodes and every round's labelled states. A recipe whose PPO does no updates
+(``algorithm.total_updates: 0``: the clone is the result) skips PPO, and the last imitation run makes the
+final evaluation with the recipe's ``eval`` settings, instead of evaluating the clone twice. Success is the
+final evaluation's ``success_rate`` in its ``results.json``: the env's own success flag, which no reward
+shaping touches. The last line is
 
     <name> seed S: success X.XX (target T), violations V.VV, N CPU-minutes (M wall)
 
@@ -19,9 +23,10 @@ names the rules broken, each with the share of evaluation episodes that broke it
     python bench/learn_suite.py lake --override policy.model=<dir> --override algorithm.total_updates=1
     python bench/learn_suite.py lake --seed 1 --no-warm-start    # what the clone buys: PPO alone
 
-An ``--override`` goes to every stage that has its key: ``env.*`` and ``reward.*`` to all three,
-``policy.*``, ``eval.*`` and ``logger`` to BC and PPO, ``warm_start.collect.K`` to collect as ``K``,
-``warm_start.bc.K`` to BC as ``algorithm.K``, anything else (``algorithm.*``) to PPO only.
+An ``--override`` goes to every stage that has its key: ``env.*`` and ``reward.*`` to all of them,
+``policy.*``, ``eval.*`` and ``logger`` to the training runs (``policy.*`` to DAgger's collection too),
+``warm_start.*`` into the recipe (``warm_start.bc.epochs=2``, ``warm_start.dagger.rounds=1``), anything else
+(``algorithm.*``) to PPO only.
 """
 
 from __future__ import annotations
@@ -86,17 +91,18 @@ def dotlist(node: DictConfig | None, prefix: str) -> list[str]:
     return out
 
 
-def route(overrides: list[str]) -> dict[str, list[str]]:
-    """The ``--override`` items each stage gets (see the module docstring)."""
+def route(config: DictConfig, overrides: list[str]) -> dict[str, list[str]]:
+    """The ``--override`` items each stage gets (see the module docstring); ``warm_start.*`` ones are set in
+    the recipe ``config``."""
     stages: dict[str, list[str]] = {"collect": [], "bc": [], "ppo": []}
     for item in overrides:
         key = item.split("=", 1)[0]
         if "=" not in item:
             raise SystemExit(f"learn_suite: --override {item!r} is not KEY=VALUE")
-        if key.startswith("warm_start.collect."):
-            stages["collect"].append(item.removeprefix("warm_start.collect."))
-        elif key.startswith("warm_start.bc."):
-            stages["bc"].append("algorithm." + item.removeprefix("warm_start.bc."))
+        if key.startswith("warm_start."):
+            if "warm_start" not in config:
+                raise SystemExit(f"learn_suite: --override {item!r}: the recipe has no warm_start")
+            OmegaConf.update(config, key, item.split("=", 1)[1], force_add=True)
         elif key.startswith(SHARED):
             for stage in stages.values():
                 stage.append(item)
@@ -128,21 +134,42 @@ def results(run_dir: Path) -> dict[str, Any]:
 def warm_start(
     config: DictConfig, warm: DictConfig, seed: int, stages: dict[str, list[str]], out: Path, final: bool
 ) -> Path:
-    """Collect the oracle's episodes, clone them (``algorithm=bc``) on the recipe's task; the BC run's dir. A
-    ``final`` clone is evaluated as the recipe's result (its ``eval`` settings), otherwise on ``eval_episodes``."""
+    """Collect the oracle's episodes, clone them (``algorithm=bc``) on the recipe's task, then run its DAgger
+    rounds; the last imitation run's dir. A ``final`` one is evaluated as the recipe's result (its ``eval``
+    settings), the others on ``eval_episodes``."""
     task = [f"env={env_choice(config)}", *dotlist(config.get("env"), "env"),
             *dotlist(config.get("reward"), "reward")]
     collect = [f"{key}={value_text(value)}" for key, value in warm.collect.items()]
     textgym("collect", ["collect", *task, "policy=oracle", f"seed={seed}", *collect, f"output={out / 'data'}",
                         f"hydra.run.dir={out / 'collect'}", *stages["collect"]], out)
-    bc = ["train", *task, "algorithm=bc", *dotlist(config.get("policy"), "policy"), f"seed={seed}",
-          *dotlist(warm.bc, "algorithm"), f"algorithm.dataset={out / 'data'}",
-          *(dotlist(config.get("eval"), "eval") if final else [f"eval.episodes={warm.eval_episodes}"]),
-          f"hydra.run.dir={out / 'bc'}", *stages["bc"]]
-    textgym("bc", bc, out)
-    if not final:
-        print(f"[bc] success {results(out / 'bc')['metrics']['success_rate']:.2f} of the clone", flush=True)
-    return out / "bc"
+    dagger = warm.get("dagger")
+    rounds = 0 if dagger is None else int(dagger.get("rounds", 1))
+
+    def imitate(stage: str, settings: DictConfig, datasets: list[Path], init_from: Path | None, last: bool) -> Path:
+        dataset = str(datasets[0]) if len(datasets) == 1 else "[" + ",".join(map(str, datasets)) + "]"
+        start = [] if init_from is None else [f"policy.init_from={init_from}"]
+        textgym(stage, ["train", *task, "algorithm=bc", *dotlist(config.get("policy"), "policy"), *start,
+                        f"seed={seed}", *dotlist(settings, "algorithm"), f"algorithm.dataset={dataset}",
+                        *(dotlist(config.get("eval"), "eval") if last else [f"eval.episodes={warm.eval_episodes}"]),
+                        f"hydra.run.dir={out / stage}", *stages["bc"]], out)
+        if not last:
+            print(f"[{stage}] success {results(out / stage)['metrics']['success_rate']:.2f} of the clone", flush=True)
+        return out / stage
+
+    clone = imitate("bc", warm.bc, [out / "data"], None, final and rounds == 0)
+    labelled: list[Path] = []
+    for number in range(1, rounds + 1):
+        stage = f"dagger{number}"
+        labelled.append(out / f"{stage}-data")
+        policy = [*dotlist(config.get("policy"), "policy"), *(i for i in stages["bc"] if i.startswith("policy."))]
+        textgym(f"{stage}-collect", ["collect", *task, "policy=llm", *policy, f"policy.init_from={clone}",
+                                     "policy@expert=oracle", f"seed={seed + 10_000 * number}",
+                                     f"episodes={value_text(dagger.get('episodes', warm.collect.episodes))}",
+                                     f"num_envs={value_text(warm.collect.num_envs)}", f"output={labelled[-1]}",
+                                     f"hydra.run.dir={out / f'{stage}-collect'}", *stages["collect"]], out)
+        aggregate = [out / "data", *labelled]
+        clone = imitate(stage, dagger.get("bc", warm.bc), aggregate, clone, final and number == rounds)
+    return clone
 
 
 def total_updates(config: DictConfig, ppo_overrides: list[str]) -> int:
@@ -171,7 +198,7 @@ def main() -> None:
     config = recipe(args.name)
     if "recipe" not in config or "target" not in config.recipe:
         raise SystemExit(f"learn_suite: {args.name}.yaml has no recipe.target")
-    stages = route(args.override)
+    stages = route(config, args.override)
     out = (args.out or Path("runs") / "learn_suite" / f"{args.name}-seed{args.seed}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -181,7 +208,7 @@ def main() -> None:
     if (warm := config.get("warm_start")) is not None and not args.no_warm_start:
         clone_only = total_updates(config, stages["ppo"]) == 0
         clone = warm_start(config, warm, args.seed, stages, out, final=clone_only)
-        stage = "bc" if clone_only else stage
+        stage = clone.name if clone_only else stage
         ppo.append(f"policy.init_from={clone}")
     if stage == "ppo":
         textgym("ppo", [*ppo, *stages["ppo"]], out)

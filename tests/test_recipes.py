@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from datasets import load_from_disk
 from tiny_llm import save_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +122,25 @@ def test_suite_makes_the_clone_the_result_when_ppo_does_no_updates(tiny: Path, t
     assert bc["eval"] == {"episodes": 8, "num_envs": 4}  # the recipe's eval, as overridden
     metrics = json.loads((runs / "bc" / "results.json").read_text())["metrics"]
     assert match["success"] == f"{metrics['success_rate']:.2f}" and metrics["episodes"] == 8
+
+
+def test_suite_runs_dagger_rounds_from_the_clone(tiny: Path, tmp_path: Path) -> None:
+    done = suite("guess32", tiny, tmp_path, "warm_start.collect.episodes=4", "warm_start.bc.epochs=1",
+                 "warm_start.dagger.rounds=1", "warm_start.dagger.episodes=3", "warm_start.dagger.bc.epochs=1")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert VERDICT.match(done.stdout.strip().splitlines()[-1]), done.stdout[-1000:]
+    runs = tmp_path / "runs"
+    collect = yaml.safe_load((runs / "dagger1-collect" / "config.yaml").read_text())
+    assert collect["policy"]["init_from"] == str(runs.resolve() / "bc") and collect["policy"]["greedy"]
+    assert collect["expert"]["_target_"].endswith("OraclePolicy") and collect["seed"] == 3 + 10_000
+    labels = load_from_disk(str(runs / "dagger1-data"))
+    assert len(set(labels["task"])) == 3 and all(labels["expert_action"])
+    dagger = yaml.safe_load((runs / "dagger1" / "config.yaml").read_text())
+    assert dagger["policy"]["init_from"] == str(runs.resolve() / "bc")
+    aggregate = [str(runs.resolve() / "data"), str(runs.resolve() / "dagger1-data")]  # DAgger's: all data so far
+    assert dagger["algorithm"]["dataset"] == aggregate and dagger["algorithm"]["epochs"] == 1
+    ppo = yaml.safe_load((runs / "ppo" / "config.yaml").read_text())
+    assert ppo["policy"]["init_from"] == str(runs.resolve() / "dagger1")
 
 
 def test_suite_names_the_recipes_when_one_is_unknown(tmp_path: Path) -> None:
