@@ -57,8 +57,10 @@ def choice_of(policy: LLMPolicy, prompt: Prompt, action: str, mode: ActionMode |
     if (policy.config.action_mode if mode is None else mode) is ActionMode.generate:
         return policy.answer_tokens(action)
     if action not in prompt.actions:
-        raise ValueError(f"the recorded action {action!r} is not among the valid actions {list(prompt.actions)} of "
-                         "its state: the dataset was recorded on another env version; collect it again")
+        raise ValueError(f"the recorded action {action!r} is not among the valid actions listed in its state "
+                         f"{list(prompt.actions)}, and score mode chooses among those: clone a demonstrator that plays "
+                         "unlisted actions (Wordle's oracle guesses any allowed word) with policy.action_mode=generate, "
+                         "or collect the dataset again if it was recorded on another env version")
     return prompt.actions.index(action)
 
 

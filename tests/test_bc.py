@@ -22,6 +22,7 @@ from textgym.algorithms.evaluation import evaluate_tasks, slot_info, vector_env
 from textgym.algorithms.trajectories import episode_rows, load_trajectories, save_trajectories
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
+from textgym.policies.llm_prompts import Prompt
 from textgym.policies.oracle import OraclePolicy
 
 lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False)
@@ -145,6 +146,18 @@ def test_a_run_stopped_in_a_hard_epoch_resumes_to_the_uninterrupted_adapters(tok
     assert algorithm.hard == uninterrupted.hard
     for a, b in zip(whole.trainable_parameters()[0], resumed.trainable_parameters()[0]):
         torch.testing.assert_close(a.detach(), b.detach(), atol=1e-6, rtol=0)
+
+
+def test_score_mode_names_a_demonstration_it_cannot_choose(tokenizer) -> None:
+    wordle = partial(gym.make, "textgym/Wordle-v0")
+    played = evaluate_tasks(vector_env(wordle, 2), OraclePolicy(), [0, 1], record=True)
+    unlisted = [(s, s.action) for e in played.episodes for s in e.steps if s.action not in s.info["valid_actions"]]
+    assert unlisted  # the oracle guesses words the env does not list
+    step, action = unlisted[0]
+    prompt = Prompt(step.info.get("instructions", ""), step.observation, tuple(step.info["valid_actions"]))
+    with pytest.raises(ValueError, match=f"{action!r} is not among the valid actions .*policy.action_mode=generate"):
+        choice_of(tiny_policy(tokenizer), prompt, action)
+    assert choice_of(tiny_policy(tokenizer, action_mode="generate"), prompt, action)[-1] == tokenizer.eos_token_id
 
 
 def test_bc_configs_name_bad_epochs() -> None:
