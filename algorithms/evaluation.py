@@ -221,7 +221,11 @@ def _play(
 ) -> EvalResult:
     """Slot ``i`` plays one episode per entry of ``starts[i]``: from ``reset(seed=s)``, or for ``None``
     from the vector env's own autoreset (unseeded at the start); afterwards the slot idles. An ``expert``
-    labels the recorded turns."""
+    labels the recorded turns.
+
+    The policy (and the expert) is shown an idle slot as a copy of a playing slot's state, and what it answers
+    there is ignored: a policy that does the work of equal states once (the LLM's) then spends nothing on the
+    slots that wait for the last episodes, which it would otherwise play to no use."""
     n = env.num_envs
     queues = [deque(slot) for slot in starts]
     total = sum(map(len, queues))
@@ -234,8 +238,11 @@ def _play(
     if expert is not None:
         expert.bind(env)
     while len(result.episodes) < total:
-        actions = policy.act(list(observations), slots)
-        labels = [None] * n if expert is None else expert.act(list(observations), slots)  # before the env moves on
+        playing = next(i for i in range(n) if queues[i])
+        shown = [i if queues[i] else playing for i in range(n)]
+        shown_observations, shown_slots = [observations[i] for i in shown], [slots[i] for i in shown]
+        actions = policy.act(shown_observations, shown_slots)
+        labels = [None] * n if expert is None else expert.act(shown_observations, shown_slots)  # before the env moves on
         seen, before = list(observations), slots
         observations, rewards, terminated, truncated, infos = env.step(actions)
         slots = [slot_info(infos, i) for i in range(n)]

@@ -183,8 +183,9 @@ class LLMPolicy(Policy):
         return out
 
     def _acting_memo(self) -> ByteLRU[Query, QueryResult]:
-        """The results :meth:`act` reuses (an evaluation revisits states, idle slots repeat theirs), emptied as soon
-        as a trained weight changes: an optimizer step or a load bumps its version, a move changes its storage."""
+        """The results :meth:`act` reuses (an evaluation revisits states, and shows idle slots a playing one's),
+        emptied as soon as a trained weight changes: an optimizer step or a load bumps its version, a move changes
+        its storage."""
         weights = tuple((p.data_ptr(), p._version) for group in self.trainable_parameters() for p in group)
         if weights != self._acted_weights:
             self._acted.clear()

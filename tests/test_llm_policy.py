@@ -10,7 +10,7 @@ import torch
 from tiny_llm import tiny_model, tiny_tokenizer
 from transformers import DynamicCache
 
-from textgym.algorithms.evaluation import evaluate, slot_info, vector_env
+from textgym.algorithms.evaluation import evaluate, evaluate_tasks, slot_info, vector_env
 from textgym.policies.llm import LLMPolicy
 from textgym.policies.llm_config import LLMPolicyConfig
 from textgym.policies.llm_prompts import History, Prompt
@@ -265,3 +265,15 @@ def test_config_errors_give_the_reason() -> None:
         LLMPolicyConfig(lora_r=0)
     with pytest.raises(ValueError, match="action_mode|ActionMode|'guess'"):
         LLMPolicyConfig(action_mode="guess")
+
+
+
+def test_slots_idle_after_their_quota_cost_the_policy_nothing(tokenizer) -> None:
+    """Five tasks on four slots: while slot 0 plays its second task the others wait, shown its state, and the
+    policy scores only the states of the five episodes (sampling, the idle slots would otherwise wander)."""
+    policy = make_policy(tokenizer)
+    result = evaluate_tasks(vector_env(guess_number, 4), policy, [3, 4, 5, 6, 7], record=True)
+    history = History(0)
+    played = {prompt for e in result.episodes for step in e.steps
+              for prompt in history.prompts([step.observation], [step.info])}
+    assert policy.tokens_forwarded == sum(policy._length(policy._query(prompt)) for prompt in played)
