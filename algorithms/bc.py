@@ -8,8 +8,8 @@ trains: the instructions prefix cached with the adapters off, the frozen lower l
 on the top layers. So what is cloned is what acts, and a cloned policy can start PPO as it is.
 
 Batches run as micro-batches of at most ``token_budget`` tokens (as PPO's), their gradients summed to the
-batch's before one clipped AdamW step. After ``epochs`` over every turn, ``hard_epochs`` go over the turns still
-costing more than ``hard_loss``, scored once when the first of them starts.
+batch's before one clipped AdamW step, at the ``lr_scheduler``'s rate. After ``epochs`` over every turn,
+``hard_epochs`` go over the turns still costing more than ``hard_loss``, scored once when the first of them starts.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from itertools import chain
 from pathlib import Path
 
 import torch
+from transformers import get_scheduler
 
 from textgym.algorithms.base import Algorithm
 from textgym.algorithms.bc_config import BCConfig
@@ -73,6 +74,8 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         policy.to(training_device(cfg.cpu))
         adapters, _ = policy.trainable_parameters()
         self.optimizer = torch.optim.AdamW(adapters, lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)
+        self.scheduler = get_scheduler(cfg.lr_scheduler, self.optimizer, num_warmup_steps=0,
+                                       num_training_steps=self.first_steps)
         self.ctx.total_env_steps = 0
 
     def _epoch_of(self, step: int) -> tuple[int, int, list[int] | range]:
@@ -120,18 +123,22 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
             (loss / len(index)).backward()
             total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(adapters, cfg.max_grad_norm)
+        rate = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
+        self.scheduler.step()
         self.optimizer.zero_grad()
         ctx.update += 1
         ctx.episode = ctx.update
         epoch, position, turns = self._epoch_of(ctx.update - 1)
         epochs = epoch + (position + 1) / math.ceil(len(turns) / cfg.batch_size)
-        self.callback.on_log(ctx, {"train/loss": total / len(index), "train/epoch": epochs})
+        self.callback.on_log(ctx, {"train/loss": total / len(index), "train/epoch": epochs,
+                                    "train/learning_rate": rate})
         return True
 
     def _save(self, directory: Path) -> None:
         self.policy.save(directory)
         torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+        torch.save(self.scheduler.state_dict(), directory / "scheduler.pt")
         if self.hard is not None:
             (directory / "hard_turns.json").write_text(json.dumps(self.hard))
 
@@ -139,5 +146,7 @@ class BC(Algorithm[BCConfig, LLMPolicy]):
         self.policy.load_weights(directory)
         self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=self.policy.device,
                                                   weights_only=True))
+        if (directory / "scheduler.pt").exists():  # not in checkpoints older than the schedules (constant then)
+            self.scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
         if (directory / "hard_turns.json").exists():
             self.hard = json.loads((directory / "hard_turns.json").read_text())

@@ -22,6 +22,10 @@ class Keep(str, Enum):
     (``textgym collect trials=k``), e.g. with a sampling LLM policy."""
 
 
+SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts", "polynomial")
+"""transformers' learning-rate schedules that need no warmup or other argument."""
+
+
 @dataclass
 class ImitationConfig(AlgorithmConfig):
     """Learning an LLM policy's adapters from the recorded episodes of a ``textgym collect`` dataset, through the
@@ -39,10 +43,15 @@ class ImitationConfig(AlgorithmConfig):
     """Most tokens in the trainable layers per micro-batch (gradients summed to the whole batch's, as in PPO)."""
     cpu: bool = False
     """Train on the CPU even where a GPU is present."""
+    lr_scheduler: str = "constant"
+    """The learning rate's schedule over the run, without warmup (transformers' schedulers): ``constant``, ``linear``
+    (decayed to 0 at the last step, TRL's default), ``cosine``, ``cosine_with_restarts`` or ``polynomial``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.keep = Keep(self.keep)
+        if self.lr_scheduler not in SCHEDULERS:
+            raise ValueError(f"lr_scheduler={self.lr_scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
         if self.token_budget < 1:
             raise ValueError(f"token_budget={self.token_budget} must be >= 1 (tokens per micro-batch)")
         if not self.datasets or not all(isinstance(d, str) and d for d in self.datasets):

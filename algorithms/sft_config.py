@@ -24,8 +24,6 @@ class SFTConfig(ImitationConfig):
     """AdamW's learning rate of the adapters (LoRA wants more than full fine-tuning's usual 2e-5)."""
     batch_size: int = 8
     """Turns per optimizer step."""
-    lr_scheduler: str = "constant"
-    """A transformers scheduler name (``constant``, ``linear``, ``cosine``, ...)."""
     logging_steps: int = 5
     """Optimizer steps between logged losses (``train/loss``)."""
     bf16: bool = False

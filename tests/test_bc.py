@@ -76,8 +76,17 @@ def test_a_cloned_tiny_policy_acts_as_the_demonstrator(tokenizer, tmp_path: Path
 
 
 def test_a_stopped_run_resumes_mid_epoch_to_the_uninterrupted_adapters(tokenizer, tmp_path: Path, one_thread) -> None:
+    """With a linear schedule, so that the resumed run must also take up the learning rate where it was."""
     data = oracle_dataset(lake, "textgym/FrozenLake-v0", tmp_path / "data", episodes=8)
-    config = BCConfig(dataset=str(data), keep="all", epochs=2, batch_size=8, learning_rate=5e-3, cpu=True)
+    config = BCConfig(dataset=str(data), keep="all", epochs=2, batch_size=8, learning_rate=5e-3, cpu=True,
+                      lr_scheduler="linear")
+
+    class Rates(Callback):
+        def __init__(self) -> None:
+            self.rates: list[float] = []
+
+        def on_log(self, ctx, metrics) -> None:
+            self.rates.append(metrics["train/learning_rate"])
 
     class SigtermAtStep3(Callback):
         def on_log(self, ctx, metrics) -> None:
@@ -87,8 +96,10 @@ def test_a_stopped_run_resumes_mid_epoch_to_the_uninterrupted_adapters(tokenizer
     def adapters(policy: LLMPolicy) -> list[torch.Tensor]:
         return [p.detach().clone() for p in policy.trainable_parameters()[0]]
 
-    whole = tiny_policy(tokenizer)
-    BC(config).learn(lake, whole)
+    whole, rates = tiny_policy(tokenizer), Rates()
+    BC(config).learn(lake, whole, [rates])
+    steps = len(rates.rates)
+    assert rates.rates == pytest.approx([5e-3 * (1 - k / steps) for k in range(steps)])  # to 0 after the last
     stopped = tiny_policy(tokenizer)
     with pytest.raises(Interrupted) as stop:
         config.build(checkpoint_dir=tmp_path / "checkpoints").learn(lake, stopped, [SigtermAtStep3()])
@@ -166,6 +177,10 @@ def test_bc_configs_name_bad_epochs() -> None:
     with pytest.raises(ValueError, match="hard_loss=0"):
         BCConfig(dataset="data", hard_epochs=1, hard_loss=0)
     assert BCConfig(dataset="data", epochs=0, hard_epochs=1).hard_epochs == 1  # going on from a clone
+    with pytest.raises(ValueError, match="lr_scheduler='cosine' needs the run's length"):
+        BCConfig(dataset="data", hard_epochs=1, lr_scheduler="cosine")
+    with pytest.raises(ValueError, match="lr_scheduler='linar': choose one of constant, linear"):
+        BCConfig(dataset="data", lr_scheduler="linar")
     assert BCConfig(dataset=["oracle", "labelled"]).datasets == ["oracle", "labelled"]  # DAgger's aggregate
     assert BCConfig(dataset="data").datasets == ["data"]
     for bad in ([], ["data", ""], [3]):
