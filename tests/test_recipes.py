@@ -110,7 +110,7 @@ def test_suite_warm_starts_ppo_from_the_cloned_oracle(tiny: Path, tmp_path: Path
 
 def test_suite_makes_the_clone_the_result_when_ppo_does_no_updates(tiny: Path, tmp_path: Path) -> None:
     done = suite("customer_service", tiny, tmp_path, "warm_start.collect.episodes=4", "warm_start.bc.epochs=1",
-                 "algorithm.total_updates=0")
+                 "warm_start.dagger.rounds=0", "algorithm.total_updates=0")  # the clone of BC alone
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     runs = tmp_path / "runs"
     assert not (runs / "ppo").exists()  # no second evaluation of the same clone
