@@ -33,6 +33,8 @@ def train(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
         ("reward.step=nan", "reward.step=nan must be a finite number"),
         ("policy=tabular algorithm=ppo", "PPO trains an LLM policy (policy=llm), not TabularPolicy"),
         ("policy=tabular algorithm=dqn", "dqn trains a stable-baselines3 policy (policy=sb3), not TabularPolicy"),
+        ("algorithm=bc algorithm.dataset=data algorithm.lr_scheduler=linar",
+         "lr_scheduler='linar': choose one of constant, linear, cosine"),
     ],
 )
 def test_a_bad_setting_is_one_line_before_any_side_effect(tmp_path: Path, override: str, message: str) -> None:
