@@ -44,8 +44,9 @@ class BCConfig(ImitationConfig):
             raise ValueError(f"epochs={self.epochs} and hard_epochs={self.hard_epochs} must be >= 0, with at least one "
                              "epoch between them")
         if self.hard_epochs and self.lr_scheduler != "constant":
-            raise ValueError(f"lr_scheduler={self.lr_scheduler!r} needs the run's length, which hard_epochs={self.hard_epochs} "
-                             "leaves unknown until the hard turns are scored: use lr_scheduler=constant with them")
+            raise ValueError(f"lr_scheduler={self.lr_scheduler!r} needs the run's length, which "
+                             f"hard_epochs={self.hard_epochs} leaves unknown until the hard turns are scored: use "
+                             "lr_scheduler=constant with them")
         if self.hard_loss <= 0:
             raise ValueError(f"hard_loss={self.hard_loss} must be > 0 (a loss -log pi)")
         if self.learning_rate <= 0 or self.max_grad_norm <= 0:

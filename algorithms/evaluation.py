@@ -242,7 +242,7 @@ def _play(
         shown = [i if queues[i] else playing for i in range(n)]
         shown_observations, shown_slots = [observations[i] for i in shown], [slots[i] for i in shown]
         actions = policy.act(shown_observations, shown_slots)
-        labels = [None] * n if expert is None else expert.act(shown_observations, shown_slots)  # before the env moves on
+        labels = [None] * n if expert is None else expert.act(shown_observations, shown_slots)  # before the step
         seen, before = list(observations), slots
         observations, rewards, terminated, truncated, infos = env.step(actions)
         slots = [slot_info(infos, i) for i in range(n)]

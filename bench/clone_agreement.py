@@ -63,7 +63,7 @@ def recorded_states(directory: str, episodes: int) -> Iterator[State]:
     for row, label in zip(dataset, labels):
         if row["episode"] in first:
             info = {"valid_actions": row["valid_actions"], "instructions": row["instructions"]}
-            yield row["observation"], info, label or row["action"]
+            yield row["observation"], info, row["action"] if label is None else label
 
 
 def main() -> None:
