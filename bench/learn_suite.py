@@ -22,6 +22,12 @@ names the rules broken, each with the share of evaluation episodes that broke it
     python bench/learn_suite.py guess32 --seed 1 --override logger=none
     python bench/learn_suite.py lake --override policy.model=<dir> --override algorithm.total_updates=1
     python bench/learn_suite.py lake --seed 1 --no-warm-start    # what the clone buys: PPO alone
+    python bench/learn_suite.py customer_service --seed 1 --resume   # after a kill, a crash or a preemption
+
+The stages' record, ``<out>/stages.json``, holds every attempt's CPU and wall seconds and how it ended; the
+verdict's figures add up all of them. Ctrl-C or ``kill`` (SIGINT, SIGTERM) stops the running stage at its next
+safe point with a checkpoint; ``--resume`` then keeps the finished stages and continues the others (a second
+signal stops the stage at once, from its last checkpoint). Without ``--resume`` a dir holding a record is refused.
 
 An ``--override`` goes to every stage that has its key: ``env.*`` and ``reward.*`` to all of them,
 ``policy.*``, ``eval.*`` and ``logger`` to the training runs (``policy.*`` to DAgger's collection too),
@@ -34,6 +40,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -114,16 +122,71 @@ def route(config: DictConfig, overrides: list[str]) -> dict[str, list[str]]:
     return stages
 
 
-def textgym(stage: str, args: list[str], out: Path) -> None:
-    """Run ``textgym <args>``, its output in ``out/<stage>.log``; on failure print the log's tail and exit."""
-    log = out / f"{stage}.log"
-    print(f"[{stage}] textgym {' '.join(args)}", flush=True)
-    with log.open("w") as stream:
-        code = subprocess.run(["textgym", *args], stdout=stream, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, check=False).returncode
-    if code:
-        print(log.read_text()[-3000:], file=sys.stderr)
-        raise SystemExit(f"learn_suite: {stage} failed (exit status {code}); its output is in {log}")
+class Runner:
+    """Runs the stages as ``textgym`` children and keeps their record in ``<out>/stages.json``: every attempt's
+    CPU and wall-clock seconds and how it ended (``finished``, ``interrupted``, ``failed``).
+
+    With ``resume`` a finished stage is not run again and the others continue: ``textgym train`` from its newest
+    checkpoint (``resume=true``), ``textgym collect`` afresh. SIGINT and SIGTERM go to the running child, which
+    stops at its next safe point with a checkpoint (a second signal stops it at once); the attempt is recorded,
+    and the suite exits with the shell's code for the signal. The child runs in a session of its own so that a
+    terminal's Ctrl-C reaches it once, through the suite.
+    """
+
+    def __init__(self, out: Path, resume: bool) -> None:
+        self.out, self.resume, self.path = out, resume, out / "stages.json"
+        self.record: dict[str, list[dict[str, Any]]] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        if self.record and not resume:
+            raise SystemExit(f"learn_suite: {out} holds an earlier run ({', '.join(self.record)}): pass --resume to "
+                             "continue it, or --out <dir> to start elsewhere")
+
+    def finished(self, stage: str) -> bool:
+        return any(attempt["status"] == "finished" for attempt in self.record.get(stage, []))
+
+    def run(self, stage: str, args: list[str], output: Path | None = None) -> None:
+        """``textgym <args>``, its output in ``<out>/<stage>.log``; ``output``: the dir a collect stage writes."""
+        if self.finished(stage):
+            print(f"[{stage}] finished in an earlier attempt: not run again", flush=True)
+            return
+        if self.resume and args[0] == "train":
+            args = [*args, "resume=true"]
+        if output is not None:
+            shutil.rmtree(output, ignore_errors=True)  # an interrupted collect's partial dataset
+        log, before, start = self.out / f"{stage}.log", resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
+        print(f"[{stage}] textgym {' '.join(args)}", flush=True)
+        with log.open("a" if self.resume else "w") as stream:
+            child = subprocess.Popen(["textgym", *args], stdout=stream, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+            received: list[int] = []
+
+            def forward(signum: int, frame: Any) -> None:
+                received.append(signum)
+                child.send_signal(signum)
+
+            previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                code = child.wait()
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        status = "finished" if code == 0 else "interrupted" if received else "failed"
+        self.record.setdefault(stage, []).append({
+            "status": status, "exit_code": code, "started": start, "wall_s": round(time.time() - start, 1),
+            "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)})
+        self.path.write_text(json.dumps(self.record, indent=1))
+        if received:
+            print(f"learn_suite: {stage} stopped by {signal.Signals(received[0]).name} (exit status {code}); "
+                  "the same command with --resume continues the run", file=sys.stderr)
+            sys.exit(128 + received[0])
+        if code:
+            print(log.read_text()[-3000:], file=sys.stderr)
+            raise SystemExit(f"learn_suite: {stage} failed (exit status {code}); its output is in {log}")
+
+    def totals(self) -> tuple[float, float, int]:
+        """CPU and wall-clock seconds of every recorded attempt, and the number of attempts."""
+        attempts = [attempt for record in self.record.values() for attempt in record]
+        return sum(a["cpu_s"] for a in attempts), sum(a["wall_s"] for a in attempts), len(attempts)
 
 
 def results(run_dir: Path) -> dict[str, Any]:
@@ -132,26 +195,27 @@ def results(run_dir: Path) -> dict[str, Any]:
 
 
 def warm_start(
-    config: DictConfig, warm: DictConfig, seed: int, stages: dict[str, list[str]], out: Path, final: bool
+    config: DictConfig, warm: DictConfig, seed: int, stages: dict[str, list[str]], runner: Runner, final: bool
 ) -> Path:
     """Collect the oracle's episodes, clone them (``algorithm=bc``) on the recipe's task, then run its DAgger
     rounds; the last imitation run's dir. A ``final`` one is evaluated as the recipe's result (its ``eval``
     settings), the others on ``eval_episodes``."""
+    out = runner.out
     task = [f"env={env_choice(config)}", *dotlist(config.get("env"), "env"),
             *dotlist(config.get("reward"), "reward")]
     collect = [f"{key}={value_text(value)}" for key, value in warm.collect.items()]
-    textgym("collect", ["collect", *task, "policy=oracle", f"seed={seed}", *collect, f"output={out / 'data'}",
-                        f"hydra.run.dir={out / 'collect'}", *stages["collect"]], out)
+    runner.run("collect", ["collect", *task, "policy=oracle", f"seed={seed}", *collect, f"output={out / 'data'}",
+                           f"hydra.run.dir={out / 'collect'}", *stages["collect"]], output=out / "data")
     dagger = warm.get("dagger")
     rounds = 0 if dagger is None else int(dagger.get("rounds", 1))
 
     def imitate(stage: str, settings: DictConfig, datasets: list[Path], init_from: Path | None, last: bool) -> Path:
         dataset = str(datasets[0]) if len(datasets) == 1 else "[" + ",".join(map(str, datasets)) + "]"
         start = [] if init_from is None else [f"policy.init_from={init_from}"]
-        textgym(stage, ["train", *task, "algorithm=bc", *dotlist(config.get("policy"), "policy"), *start,
-                        f"seed={seed}", *dotlist(settings, "algorithm"), f"algorithm.dataset={dataset}",
-                        *(dotlist(config.get("eval"), "eval") if last else [f"eval.episodes={warm.eval_episodes}"]),
-                        f"hydra.run.dir={out / stage}", *stages["bc"]], out)
+        runner.run(stage, ["train", *task, "algorithm=bc", *dotlist(config.get("policy"), "policy"), *start,
+                           f"seed={seed}", *dotlist(settings, "algorithm"), f"algorithm.dataset={dataset}",
+                           *(dotlist(config.get("eval"), "eval") if last else [f"eval.episodes={warm.eval_episodes}"]),
+                           f"hydra.run.dir={out / stage}", *stages["bc"]])
         if not last:
             print(f"[{stage}] success {results(out / stage)['metrics']['success_rate']:.2f} of the clone", flush=True)
         return out / stage
@@ -162,11 +226,12 @@ def warm_start(
         stage = f"dagger{number}"
         labelled.append(out / f"{stage}-data")
         policy = [*dotlist(config.get("policy"), "policy"), *(i for i in stages["bc"] if i.startswith("policy."))]
-        textgym(f"{stage}-collect", ["collect", *task, "policy=llm", *policy, f"policy.init_from={clone}",
-                                     "policy@expert=oracle", f"seed={seed + 10_000 * number}",
-                                     f"episodes={value_text(dagger.get('episodes', warm.collect.episodes))}",
-                                     f"num_envs={value_text(warm.collect.num_envs)}", f"output={labelled[-1]}",
-                                     f"hydra.run.dir={out / f'{stage}-collect'}", *stages["collect"]], out)
+        runner.run(f"{stage}-collect", ["collect", *task, "policy=llm", *policy, f"policy.init_from={clone}",
+                                        "policy@expert=oracle", f"seed={seed + 10_000 * number}",
+                                        f"episodes={value_text(dagger.get('episodes', warm.collect.episodes))}",
+                                        f"num_envs={value_text(warm.collect.num_envs)}", f"output={labelled[-1]}",
+                                        f"hydra.run.dir={out / f'{stage}-collect'}", *stages["collect"]],
+                   output=labelled[-1])
         aggregate = [out / "data", *labelled]
         clone = imitate(stage, dagger.get("bc", warm.bc), aggregate, clone, final and number == rounds)
     return clone
@@ -193,6 +258,8 @@ def main() -> None:
                         help="a Hydra override, routed to the stages that have its key (repeatable)")
     parser.add_argument("--no-warm-start", action="store_true",
                         help="skip the recipe's warm_start: PPO alone from the base model (an ablation)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out: finished stages are kept, the others go on from checkpoints")
     args = parser.parse_args()
 
     config = recipe(args.name)
@@ -201,20 +268,20 @@ def main() -> None:
     stages = route(config, args.override)
     out = (args.out or Path("runs") / "learn_suite" / f"{args.name}-seed{args.seed}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    runner = Runner(out, args.resume)
+    earlier = runner.totals()[2]
 
     ppo = ["train", f"+experiment={args.name}", f"seed={args.seed}", f"hydra.run.dir={out / 'ppo'}"]
     stage = "ppo"  # the run whose final evaluation is the verdict
     if (warm := config.get("warm_start")) is not None and not args.no_warm_start:
         clone_only = total_updates(config, stages["ppo"]) == 0
-        clone = warm_start(config, warm, args.seed, stages, out, final=clone_only)
+        clone = warm_start(config, warm, args.seed, stages, runner, final=clone_only)
         stage = clone.name if clone_only else stage
         ppo.append(f"policy.init_from={clone}")
     if stage == "ppo":
-        textgym("ppo", [*ppo, *stages["ppo"]], out)
+        runner.run("ppo", [*ppo, *stages["ppo"]])
 
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_minutes, wall_minutes = (usage.ru_utime + usage.ru_stime) / 60, (time.perf_counter() - start) / 60
+    cpu_seconds, wall_seconds, attempts = runner.totals()
     final = results(out / stage)
     metrics = final["metrics"]
     violations = f"{metrics['violation_rate']:.2f}" if "violation_rate" in metrics else "n/a"
@@ -223,9 +290,12 @@ def main() -> None:
     if "violations_by_rule" in final:
         shares = ", ".join(f"{rule} {share:.2f}" for rule, share in final["violations_by_rule"].items())
         print(f"[{stage}] episodes that broke each rule: {shares or 'none'}")
+    if earlier:
+        print(f"[resume] the times below add up {attempts} attempts of the stages, {earlier} of them in earlier runs "
+              f"(recorded in {runner.path}; a child killed with SIGKILL is not recorded)")
     success, target = f"{metrics['success_rate']:.2f}", config.recipe.target
     print(f"{args.name} seed {args.seed}: success {success} (target {target}), violations {violations}, "
-          f"{cpu_minutes:.1f} CPU-minutes ({wall_minutes:.1f} wall)")
+          f"{cpu_seconds / 60:.1f} CPU-minutes ({wall_seconds / 60:.1f} wall)")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,42 @@ def test_suite_lists_the_rules_broken_on_customer_service(tiny: Path, tmp_path: 
     by_rule = results["violations_by_rule"]
     assert all(f"{rule} {share:.2f}" in rules_line for rule, share in by_rule.items())
     assert by_rule or rules_line.endswith(": none")
+
+
+def test_suite_stopped_by_kill_resumes_from_the_checkpoint(tiny: Path, tmp_path: Path) -> None:
+    """``kill <suite>`` mid-BC: the child stops with a checkpoint; a rerun is refused; ``--resume`` goes on."""
+    small = [f"policy.model={tiny}", "logger=none", "algorithm.total_updates=1", "algorithm.num_envs=4",
+             "algorithm.num_steps=4", "eval.episodes=8", "eval.num_envs=4", "warm_start.collect.episodes=4",
+             "warm_start.bc.epochs=400"]
+    args = [sys.executable, str(SUITE), "guess32", "--seed", "3", "--out", "runs",
+            *(a for item in small for a in ("--override", item))]
+    bc_log = tmp_path / "runs" / "bc.log"
+    suite = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 300
+    while not (bc_log.exists() and "update 2:" in bc_log.read_text()):
+        assert suite.poll() is None and time.monotonic() < deadline, suite.communicate()
+        time.sleep(0.2)
+    suite.send_signal(signal.SIGTERM)  # to the suite alone, as `kill <pid>` does
+    out, err = suite.communicate(timeout=120)
+    assert suite.returncode == 143, out + err
+    assert "bc stopped by SIGTERM" in err and "--resume" in err
+    assert "stopped by SIGTERM after" in bc_log.read_text()  # the child got it and checkpointed
+    record = json.loads((tmp_path / "runs" / "stages.json").read_text())
+    assert [a["status"] for a in record["collect"]] == ["finished"]
+    assert [a["status"] for a in record["bc"]] == ["interrupted"] and "ppo" not in record
+
+    refused = run(args, tmp_path)
+    assert refused.returncode != 0 and "pass --resume" in refused.stderr
+
+    done = run([*args, "--resume"], tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "[collect] finished in an earlier attempt" in done.stdout
+    assert re.search(r"resumed from .*step-\d+ \(\d+ steps done\)", bc_log.read_text())
+    record = json.loads((tmp_path / "runs" / "stages.json").read_text())
+    assert [a["status"] for a in record["bc"]] == ["interrupted", "finished"] and "ppo" in record
+    *_, note, verdict = done.stdout.strip().splitlines()
+    match = VERDICT.match(verdict)
+    assert match and note.startswith("[resume] the times below add up 4 attempts"), done.stdout[-1000:]
+    cpu = sum(a["cpu_s"] for attempts in record.values() for a in attempts) / 60
+    assert match["cpu"] == f"{cpu:.1f}"
