@@ -47,13 +47,14 @@ def test_ppo_learns_a_small_lake_from_scratch(one_thread) -> None:
 
     (On 4x4 the tiny model, unlike SmolLM2, rarely finds the goal before it learns to end episodes in a hole.
     The lake pays no bump cost here: with -0.05 per bump, a hole that ends the episode beats wandering, and PPO
-    seeds 0-2 reached 0.70, 0.00 and 1.00; without it 0.95, 1.00, 1.00, 0.97, 1.00 on seeds 0-4.)
+    seeds 0-2 reached 0.70, 0.00 and 1.00; without it 0.95, 1.00, 1.00, 0.97, 1.00 on seeds 0-4.) At learning rate
+    5e-3 another machine's floats gave 0.47, 1.00, 0.00, 0.98, 0.98 on seeds 0-4; at 3e-3 1.00, 0.97, 1.00, 1.00, 1.00.
     """
     small_lake = partial(gym.make, "textgym/FrozenLake-v0", is_slippery=False, desc=["SFF", "FHF", "FFG"],
                          max_episode_steps=8)
     policy = tiny_policy()
     before = evaluate(vector_env(small_lake, 16), policy, 64, seed=1).metrics()["success_rate"]
-    config = PPOConfig(total_updates=30, num_envs=16, num_steps=12, learning_rate=5e-3, entropy_coef=0.03,
+    config = PPOConfig(total_updates=30, num_envs=16, num_steps=12, learning_rate=3e-3, entropy_coef=0.03,
                        target_kl=0.03, checkpoint_every=0, cpu=True)
     metrics = Metrics()
     PPO(config, seed=0).learn(small_lake, policy, [metrics])
