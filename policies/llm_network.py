@@ -106,14 +106,14 @@ def run_layers(stack: nn.Module, layers: range, prefix: KV, x: Rows) -> Rows:
 
 
 class ValueHead(nn.Module):
-    """LayerNorm, linear, tanh, linear: a scalar value from a hidden state."""
+    """LayerNorm, linear, tanh, linear: a scalar value from a hidden state, in float32 whatever the model's dtype."""
 
     def __init__(self, hidden_size: int, width: int) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, width), nn.Tanh(), nn.Linear(width, 1))
 
     def forward(self, hidden: Tensor) -> Tensor:
-        return self.net(hidden).squeeze(-1)
+        return self.net(hidden.to(self.net[1].weight.dtype)).squeeze(-1)
 
 
 @dataclass

@@ -252,6 +252,21 @@ def test_save_and_load_give_the_same_policy(tokenizer, tmp_path) -> None:
     torch.testing.assert_close(again.values, decision.values)
 
 
+def test_a_bfloat16_model_acts_with_a_float32_value_head(tokenizer) -> None:
+    """``policy.dtype=bfloat16``: the value head stays float32 and the policy scores as the float32 one does."""
+    policy = make_policy(tokenizer)
+    half = LLMPolicy(policy.config, tiny_model(tokenizer, 3).to(torch.bfloat16), tokenizer)
+    half.lm.load_state_dict(policy.lm.state_dict())
+    half.network.value_head.load_state_dict(policy.network.value_head.state_dict())
+    observations, infos = states(frozen_lake)
+    with torch.no_grad():
+        decision = policy.decide(observations, infos)
+        again = half.evaluate(decision.prompts, decision.choices)
+    assert again.values.dtype == torch.float32 and half.network.value_head.net[1].weight.dtype == torch.float32
+    torch.testing.assert_close(again.logprobs, decision.logprobs, atol=0.2, rtol=0)  # bf16: ~3 digits
+    torch.testing.assert_close(again.values, decision.values, atol=0.2, rtol=0)
+
+
 def test_acts_in_vector_envs_with_valid_actions(tokenizer) -> None:
     for env_fn in (frozen_lake, guess_number):
         metrics = evaluate(vector_env(env_fn, 4), make_policy(tokenizer, history=2), episodes=8, seed=0).metrics()
