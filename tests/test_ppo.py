@@ -148,6 +148,9 @@ def test_cli_with_zero_updates_evaluates_the_policy_it_starts_from(tmp_path: Pat
     assert adapters[0].keys() == adapters[1].keys()
     assert all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
     assert "update 1:" not in (tmp_path / "evaluated" / "train.log").read_text()
+    # bfloat16 weights: the float32 value head reads their hidden states (this crashed at the first forward)
+    half = textgym("half", "algorithm.total_updates=1", "policy.init_from=trained", "policy.dtype=bfloat16")
+    assert half["episodes"] == 8 and "update 1:" in (tmp_path / "half" / "train.log").read_text()
 
 
 def test_config_errors_give_the_reason() -> None:
